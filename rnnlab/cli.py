@@ -1,0 +1,228 @@
+"""rnnlab's command line: argparse subcommands, and the single place that turns a UserError into
+`error: ...` on stderr with exit code 2 (no traceback).
+
+    rnnlab hello                          the paper's case study
+    rnnlab train [--data FILE] [--out DIR] [--preset paper] [...]
+    rnnlab train --resume DIR [--max-steps N]
+    rnnlab sample RUN_OR_CHECKPOINT [--prime TEXT] [--length N] [--temperature T] [...]
+    rnnlab eval RUN_OR_CHECKPOINT --data FILE
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+
+from .config import PRESETS, ModelConfig, TrainConfig
+from .errors import UserError
+from .train import Interrupted
+
+# Help for every config field; the flag is the field name with dashes (hidden_size -> --hidden-size).
+HELP = {
+    "cell": "recurrent cell: rnn (the paper's tanh RNN), lstm or gru",
+    "hidden_size": "hidden units per layer (H)", "num_layers": "stacked recurrent layers (L)",
+    "embed_dim": "learned embedding size; 0 feeds one-hot characters (the paper)",
+    "dropout": "dropout between layers and before the decoder, in [0, 1)",
+    "data": "UTF-8 text file to train on (default: the embedded corpus, CPython's pydoc topics)",
+    "encoding": "utf-8 (characters) or bytes (raw bytes: any file)",
+    "val_frac": "last fraction of the text held out for validation", "batch_size": "parallel streams (N)",
+    "seq_len": "unrolled time steps per batch (T)", "optimizer": "sgd, adagrad (the paper), rmsprop or adam",
+    "lr": "learning rate", "momentum": "SGD momentum", "beta1": "Adam beta1",
+    "beta2": "Adam beta2 (RMSprop: smoothing constant alpha)", "eps": "optimiser epsilon",
+    "clip_value": "clip each gradient entry to [-v, v], 0 = off (the paper: 5)",
+    "clip_norm": "clip the global gradient norm, 0 = off", "schedule": "learning-rate schedule: constant, step, cosine",
+    "warmup_steps": "linear warmup steps", "step_size": "schedule=step: decay every N steps",
+    "gamma": "schedule=step: decay factor", "min_lr_frac": "schedule=cosine: final lr as a fraction of --lr",
+    "max_steps": "stop after this many steps", "max_time": "stop after this many seconds (0 = no limit)",
+    "eval_every": "validate and checkpoint every N steps", "log_every": "log training metrics every N steps",
+    "seed": "random seed (initialisation and dropout)", "dtype": "float32 or float64",
+    "max_bad_steps": "stop after this many non-finite steps in a row",
+}
+CHOICES = {"cell": ("rnn", "lstm", "gru"), "optimizer": ("sgd", "adagrad", "rmsprop", "adam"),
+           "schedule": ("constant", "step", "cosine"), "dtype": ("float32", "float64"),
+           "encoding": ("utf-8", "bytes")}
+RESUME_OVERRIDES = ("max_steps", "max_time", "eval_every", "log_every", "data")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        sys.stderr.write(f"error: {message} (see '{self.prog} --help')\n")
+        sys.exit(2)
+
+
+def _number(kind):
+    def parse(s):
+        try:
+            return kind(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not a valid {kind.__name__}") from None
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _add_config_flags(p, cls, skip=()):
+    g = p.add_argument_group(f"{cls.__name__} (defaults shown; --preset applies first)")
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        kind = {"int": int, "float": float}.get(f.type)
+        g.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None, metavar=f.name.upper(),
+                       type=_number(kind) if kind else str, choices=CHOICES.get(f.name),
+                       help=f"{HELP[f.name]} (default: {f.default!r})")
+
+
+def _add_engine(p):
+    p.add_argument("--engine", default="numpy", choices=("numpy", "torch", "auto"),
+                   help="numpy (exact, readable), torch (fast; pip install 'rnnlab[torch]'), auto (default: numpy)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = _Parser(prog="rnnlab", description="Recurrent networks on sequences: train character models, sample, "
+                                            "evaluate. Every subcommand has --help.")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    h = sub.add_parser("hello", help="the paper's case study: a vanilla RNN learns to spell 'hello'",
+                       description="Train a vanilla RNN on 'hello' (vocabulary h, e, l, o), print each step's "
+                                   "probabilities, and generate from the seed 'h'.")
+    h.add_argument("--steps", type=_number(int), default=300, help="training steps (default: 300)")
+    h.add_argument("--hidden-size", type=_number(int), default=16, help="hidden units (default: 16)")
+    h.add_argument("--seed", type=_number(int), default=0, help="random seed (default: 0)")
+
+    t = sub.add_parser("train", help="train a character model on a text file (or the embedded corpus)",
+                       description="Train a character-level model with truncated BPTT. Writes latest.safetensors, "
+                                   "best.safetensors and metrics.jsonl to the run directory.")
+    t.add_argument("--out", help="run directory (default: runs/<cell>-<date>-<time>)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped; "
+                   "only --max-steps, --max-time, --eval-every, --log-every and --data may change")
+    t.add_argument("--preset", choices=sorted(PRESETS), help="paper: the paper's rnn, H=100, T=25, batch 1, "
+                   "Adagrad lr 0.1, clip +-5, float64")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_engine(t)
+    _add_config_flags(t, ModelConfig, skip=("vocab_size",))
+    _add_config_flags(t, TrainConfig)
+
+    s = sub.add_parser("sample", help="generate text from a trained model",
+                       description="Generate text one character at a time, each output fed back as the next "
+                                   "input. Characters stream to stdout as they are generated.")
+    s.add_argument("path", metavar="RUN_OR_CHECKPOINT", help="a run directory or a .safetensors checkpoint")
+    s.add_argument("--which", choices=("best", "latest"), default="best", help="checkpoint in a run directory "
+                   "(default: best)")
+    s.add_argument("--prime", default="", help="text to start from (default: a newline)")
+    s.add_argument("--length", type=_number(int), default=500, help="characters to generate (default: 500)")
+    s.add_argument("--temperature", type=_number(float), default=1.0, help="softmax temperature; 0 = argmax")
+    s.add_argument("--top-k", type=_number(int), default=0, help="sample from the k most likely (0 = all)")
+    s.add_argument("--top-p", type=_number(float), default=1.0, help="nucleus sampling mass (1 = all)")
+    s.add_argument("--argmax", action="store_true", help="always take the most likely character")
+    s.add_argument("--seed", type=_number(int), default=0, help="random seed (default: 0)")
+    s.add_argument("--num-samples", type=_number(int), default=1, help="K samples generated in one batch")
+    s.add_argument("--unknown", choices=("error", "skip"), default="error",
+                   help="prime characters not in the vocabulary: error (default) or skip them")
+    _add_engine(s)
+
+    e = sub.add_parser("eval", help="loss of a trained model on any text, in nats and bits per character",
+                       description="Evaluate a checkpoint on a text file with the checkpoint's vocabulary: one "
+                                   "pass, the hidden state carried from zeros.")
+    e.add_argument("path", metavar="RUN_OR_CHECKPOINT")
+    e.add_argument("--data", required=True, help="text file to evaluate on")
+    e.add_argument("--which", choices=("best", "latest"), default="best")
+    e.add_argument("--unknown", choices=("error", "skip"), default="error",
+                   help="characters not in the vocabulary: error (default) or skip them")
+    _add_engine(e)
+    return ap
+
+
+def _configs(args):
+    explicit = {k: v for k, v in vars(args).items() if v is not None}
+    values = dict(PRESETS.get(args.preset or "", {}))
+    values.update(explicit)
+    pick = lambda cls: {f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values}  # noqa: E731
+    return ModelConfig(**pick(ModelConfig)), TrainConfig(**pick(TrainConfig))
+
+
+def cmd_train(args):
+    from .train import train
+    if args.resume:
+        names = {f.name for c in (ModelConfig, TrainConfig) for f in dataclasses.fields(c)}
+        fixed = sorted(n for n in names if getattr(args, n, None) is not None and n not in RESUME_OVERRIDES)
+        if fixed or args.preset or args.out:
+            bad = [f"--{n.replace('_', '-')}" for n in fixed] + (["--preset"] if args.preset else []) + \
+                  (["--out"] if args.out else [])
+            raise UserError(f"{', '.join(bad)} cannot change when resuming (the run's own config is used); "
+                            f"only {', '.join('--' + n.replace('_', '-') for n in RESUME_OVERRIDES)} may")
+        overrides = {n: getattr(args, n) for n in RESUME_OVERRIDES if getattr(args, n) is not None}
+        train(None, None, args.resume, args.engine, resume=True, overrides=overrides,
+              progress=False if args.no_progress else None)
+        return
+    mcfg, tcfg = _configs(args)
+    out = args.out or f"runs/{mcfg.cell}-{time.strftime('%Y%m%d-%H%M%S')}"
+    train(mcfg, tcfg, out, args.engine, progress=False if args.no_progress else None)
+
+
+def _load(path, which, engine_name):
+    from . import checkpoint, snapshot
+    from .engines import make_engine
+    snap = snapshot.load(checkpoint.resolve(path, which))
+    engine = make_engine(engine_name, snap.mcfg, snap.tcfg)
+    return snap, engine, engine.load_params(snap.params)
+
+
+def cmd_sample(args):
+    from .sample import generate
+    snap, engine, params = _load(args.path, args.which, args.engine)
+    stream = args.num_samples == 1
+    out = sys.stdout
+
+    def on_text(k, s):
+        out.write(s)
+        out.flush()
+    texts = generate(engine, params, snap.vocab, args.prime, args.length, args.num_samples, args.seed,
+                     args.temperature, args.top_k, args.top_p, args.argmax, args.unknown,
+                     on_text if stream else None)
+    if stream:
+        out.write("\n")
+    else:
+        for k, text in enumerate(texts):
+            out.write(f"--- sample {k + 1} ---\n{text}\n")
+
+
+def cmd_eval(args):
+    from .text import read_text
+    from .train import evaluate_ids
+    snap, engine, params = _load(args.path, args.which, args.engine)
+    data = read_text(args.data, snap.vocab.encoding)
+    ids = snap.vocab.encode(data, unknown=args.unknown)
+    if len(ids) < 2:
+        raise UserError(f"{args.data} has fewer than 2 known characters; there is nothing to predict")
+    nats = evaluate_ids(engine, params, ids)
+    print(f"{args.data}: {nats:.4f} nats/char, {nats / 0.6931471805599453:.4f} bits/char over {len(ids) - 1:,} "
+          f"predicted characters (checkpoint step {snap.step}, engine {engine.name})")
+
+
+def cmd_hello(args):
+    from .hello import run
+    word = run(args.steps, args.hidden_size, args.seed)
+    if word != "hello":
+        raise UserError(f"the network produced {word!r}, not 'hello'; train longer with --steps")
+
+
+COMMANDS = {"hello": cmd_hello, "train": cmd_train, "sample": cmd_sample, "eval": cmd_eval}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except UserError as e:
+        sys.stdout.flush()
+        sys.stderr.write(f"error: {e}\n")
+        return 2
+    except BrokenPipeError:          # `rnnlab sample ... | head`: the reader left, that is fine
+        return 0
+    except Interrupted as e:         # train caught SIGINT/SIGTERM and saved a checkpoint
+        return 128 + e.signum
+    except KeyboardInterrupt:
+        sys.stderr.write("\ninterrupted\n")
+        return 130
+    return 0

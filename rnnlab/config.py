@@ -1,0 +1,139 @@
+"""Configuration: two frozen dataclasses, stored whole in every checkpoint.
+
+ModelConfig says what the network is (enough to rebuild it and load its weights); TrainConfig says how it was
+trained (enough to resume it exactly). Both validate themselves on construction and raise UserError with a fix,
+so a nonsense value never reaches the maths. No registries, no `exec` configurator: argparse fills these.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .errors import UserError
+
+CELLS = ("rnn", "lstm", "gru")
+OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam")
+SCHEDULES = ("constant", "step", "cosine")
+DTYPES = ("float32", "float64")
+ENCODINGS = ("utf-8", "bytes")
+
+
+def _check(ok: bool, msg: str) -> None:
+    if not ok:
+        raise UserError(msg)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network: cell type, sizes, dropout.
+
+    embed_dim == 0 feeds one-hot characters straight into the first layer (the paper's W_xh x_t); embed_dim > 0
+    puts a learned embedding table (V, D) in front, as nn.Embedding does.
+    """
+    cell: str = "lstm"
+    vocab_size: int = 0          # V, filled in from the data
+    hidden_size: int = 256       # H
+    num_layers: int = 1          # L
+    embed_dim: int = 0           # D; 0 = one-hot input of size V
+    dropout: float = 0.0         # between layers and before the decoder, training only
+
+    def __post_init__(self):
+        _check(self.cell in CELLS, f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
+        _check(self.vocab_size >= 0, "vocab_size must be >= 0")
+        _check(self.hidden_size >= 1, f"--hidden-size must be >= 1, got {self.hidden_size}")
+        _check(self.num_layers >= 1, f"--num-layers must be >= 1, got {self.num_layers}")
+        _check(self.embed_dim >= 0, f"--embed-dim must be >= 0 (0 = one-hot), got {self.embed_dim}")
+        _check(0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def input_size(self) -> int:
+        return self.embed_dim or self.vocab_size
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: data, batching, optimiser, schedule, budget. Defaults are a sound CPU LSTM recipe;
+    `--preset paper` gives the paper's (rnn, H=100, T=25, batch 1, Adagrad 0.1, clip +-5, float64)."""
+    data: str = ""               # "" = the embedded corpus (CPython's pydoc_data topics)
+    encoding: str = "utf-8"
+    val_frac: float = 0.1
+    batch_size: int = 32         # N streams
+    seq_len: int = 64            # T unrolled steps
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    momentum: float = 0.0        # sgd
+    beta1: float = 0.9           # adam
+    beta2: float = 0.999         # adam; rmsprop uses beta2 as its alpha
+    eps: float = 1e-8
+    clip_value: float = 0.0      # elementwise clip to [-v, v]; 0 = off (the paper: 5)
+    clip_norm: float = 5.0       # global-norm clip; 0 = off
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    step_size: int = 1000        # schedule=step: multiply by gamma every step_size steps
+    gamma: float = 0.5
+    min_lr_frac: float = 0.1     # schedule=cosine: final lr = lr * min_lr_frac
+    max_steps: int = 2000
+    max_time: float = 0.0        # seconds; 0 = no limit
+    eval_every: int = 200
+    log_every: int = 10
+    seed: int = 1337
+    dtype: str = "float32"
+    max_bad_steps: int = 10      # stop after this many non-finite steps in a row
+
+    def __post_init__(self):
+        _check(self.encoding in ENCODINGS, f"--encoding must be one of {', '.join(ENCODINGS)}")
+        _check(0.0 <= self.val_frac < 1.0, f"--val-frac must be in [0, 1), got {self.val_frac}")
+        _check(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
+        _check(self.seq_len >= 1, f"--seq-len must be >= 1, got {self.seq_len}")
+        _check(self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
+        _check(self.lr > 0, f"--lr must be > 0, got {self.lr}")
+        _check(0.0 <= self.momentum < 1.0, f"--momentum must be in [0, 1), got {self.momentum}")
+        _check(0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0, "--beta1/--beta2 must be in [0, 1)")
+        _check(self.eps > 0, f"--eps must be > 0, got {self.eps}")
+        _check(self.clip_value >= 0, f"--clip-value must be >= 0 (0 = off), got {self.clip_value}")
+        _check(self.clip_norm >= 0, f"--clip-norm must be >= 0 (0 = off), got {self.clip_norm}")
+        _check(self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}")
+        _check(self.warmup_steps >= 0, f"--warmup-steps must be >= 0, got {self.warmup_steps}")
+        _check(self.step_size >= 1, f"--step-size must be >= 1, got {self.step_size}")
+        _check(0.0 < self.gamma <= 1.0, f"--gamma must be in (0, 1], got {self.gamma}")
+        _check(0.0 <= self.min_lr_frac <= 1.0, f"--min-lr-frac must be in [0, 1], got {self.min_lr_frac}")
+        _check(self.max_steps >= 1, f"--max-steps must be >= 1, got {self.max_steps}")
+        _check(self.max_time >= 0, f"--max-time must be >= 0 (0 = no limit), got {self.max_time}")
+        _check(self.eval_every >= 1, f"--eval-every must be >= 1, got {self.eval_every}")
+        _check(self.log_every >= 1, f"--log-every must be >= 1, got {self.log_every}")
+        _check(self.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)}")
+        _check(self.max_bad_steps >= 1, f"--max-bad-steps must be >= 1, got {self.max_bad_steps}")
+
+
+# The paper's configuration (min-char-rnn): what `--preset paper` sets before explicit flags apply.
+PRESETS = {
+    "paper": dict(cell="rnn", hidden_size=100, num_layers=1, embed_dim=0, dropout=0.0, batch_size=1, seq_len=25,
+                  optimizer="adagrad", lr=0.1, clip_value=5.0, clip_norm=0.0, schedule="constant",
+                  dtype="float64"),
+}
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls, d: dict, where: str = "checkpoint"):
+    """Rebuild a config from JSON. Missing keys take defaults (older files); unknown keys are an error (newer files)."""
+    if not isinstance(d, dict):
+        raise UserError(f"{where}: config is not a JSON object; the file is corrupt or not from rnnlab")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise UserError(f"{where}: unknown {cls.__name__} fields {unknown}; it was written by a newer rnnlab "
+                        f"(upgrade with pip install -U rnnlab)")
+    try:
+        return cls(**d)
+    except TypeError as e:
+        raise UserError(f"{where}: bad {cls.__name__}: {e}") from None
+
+
+def replace(cfg, **changes):
+    return dataclasses.replace(cfg, **changes)
+
+
+__all__ = ["ModelConfig", "TrainConfig", "PRESETS", "CELLS", "to_dict", "from_dict", "replace"]

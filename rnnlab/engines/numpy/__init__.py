@@ -1,0 +1,80 @@
+"""The NumPy engine: every forward and backward pass written out by hand, no autograd.
+
+The engine interface (the same for every engine, so the training loop, checkpoints and sampling are written once):
+
+    init_params(seed) -> params                    dict name -> array, PyTorch names and shapes
+    init_opt_state(params) -> opt_state            dict name -> array
+    zero_state(n) -> state                         tuple of (L, n, H) arrays
+    load_params / load_opt_state / load_state      NumPy arrays from a checkpoint -> the engine's own arrays
+    export(arrays) / export_state(state)           the engine's arrays -> NumPy, for checkpoints
+    train_step(params, opt_state, x, y, state, lr, rng) -> (metrics, state)     updates params/opt_state in place
+    evaluate(params, x, y, state) -> (summed loss in nats, state)
+    step(params, ids, state) -> (logits (K, V) float64, state)                   one time step, for sampling
+
+Arrays that cross the interface are NumPy, whatever the engine computes with.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import model, optim
+
+
+class Engine:
+    """NumPy engine for one (ModelConfig, TrainConfig) pair. Holds only the configs; all state is passed in."""
+    name = "numpy"
+    device = "cpu"
+
+    def __init__(self, mcfg, tcfg):
+        self.mcfg, self.tcfg = mcfg, tcfg
+        self.dtype = np.dtype(tcfg.dtype)
+
+    @property
+    def state_names(self) -> tuple:
+        return ("h", "c") if self.mcfg.cell == "lstm" else ("h",)
+
+    def init_params(self, seed: int) -> dict:
+        return model.init_params(self.mcfg, seed, self.dtype)
+
+    def init_opt_state(self, params: dict) -> dict:
+        return optim.init_state(params, self.tcfg)
+
+    def zero_state(self, n: int) -> tuple:
+        return model.zero_state(self.mcfg, n, self.dtype)
+
+    # Moving arrays in and out of the engine (checkpoints hold NumPy). Here: copies in the engine's dtype.
+    def load_params(self, arrays: dict) -> dict:
+        return {k: np.array(v, dtype=self.dtype) for k, v in arrays.items()}
+
+    def load_opt_state(self, arrays: dict) -> dict:
+        return {k: np.array(v, dtype=v.dtype if k == "step" else self.dtype) for k, v in arrays.items()}
+
+    def load_state(self, state: tuple) -> tuple:
+        return tuple(np.array(s, dtype=self.dtype) for s in state)
+
+    def export(self, arrays: dict) -> dict:
+        return arrays
+
+    def export_state(self, state: tuple) -> tuple:
+        return state
+
+    def train_step(self, params, opt_state, x, y, state, lr, rng):
+        """One step of truncated BPTT. A non-finite loss or gradient skips the update (params untouched)."""
+        loss, grads, state = model.loss_and_grads(params, self.mcfg, x, y, state, rng)
+        norm = optim.global_norm(grads)
+        ok = math.isfinite(loss) and math.isfinite(norm)
+        if ok:
+            optim.clip_(grads, self.tcfg, norm)
+            optim.update_(params, grads, opt_state, self.tcfg, lr)
+        return {"loss": loss / x.size, "grad_norm": norm, "ok": ok}, state
+
+    def evaluate(self, params, x, y, state):
+        logits, state, _ = model.forward(params, self.mcfg, x, state)
+        loss, _ = model.softmax_cross_entropy(logits, y, 1.0)
+        return loss, state
+
+    def step(self, params, ids, state):
+        logits, state = model.step(params, self.mcfg, np.asarray(ids), state)
+        return logits.astype(np.float64), state

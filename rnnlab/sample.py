@@ -1,0 +1,110 @@
+"""Generation, one character at a time: each output is fed back as the next input (the paper's sampling loop).
+
+`pick` turns logits into choices (temperature, top-k, top-p, argmax); `generate` runs the loop over an engine's
+`step` and streams text through a callback as it goes. K samples are generated side by side as one batch.
+"""
+from __future__ import annotations
+
+import codecs
+
+import numpy as np
+
+from .errors import UserError
+
+
+def pick(logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0, top_k: int = 0,
+         top_p: float = 1.0, argmax: bool = False) -> np.ndarray:
+    """One choice per row of logits (K, V). temperature == 0 or argmax=True takes the most likely symbol
+    (ties: the lowest id); otherwise softmax(logits / temperature), restricted to the top_k most likely symbols
+    (0 = all) and to the smallest set whose probability reaches top_p (1.0 = all), then sampled by inverse CDF
+    with one uniform draw per row."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if argmax or temperature == 0:
+        return logits.argmax(axis=1)
+    z = logits / temperature
+    if top_k and top_k < z.shape[1]:
+        kth = np.partition(z, -top_k, axis=1)[:, -top_k][:, None]
+        z = np.where(z < kth, -np.inf, z)
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    if top_p < 1.0:
+        order = np.argsort(-p, axis=1, kind="stable")
+        sorted_p = np.take_along_axis(p, order, axis=1)
+        before = np.cumsum(sorted_p, axis=1) - sorted_p          # mass of the more likely symbols
+        drop = np.zeros_like(p, dtype=bool)
+        np.put_along_axis(drop, order, before >= top_p, axis=1)    # keep a symbol while the mass before it < top_p
+        p = np.where(drop, 0.0, p)
+        p /= p.sum(axis=1, keepdims=True)
+    cdf = np.cumsum(p, axis=1)
+    u = rng.random((p.shape[0], 1)) * cdf[:, -1:]
+    return np.minimum((cdf <= u).sum(axis=1), p.shape[1] - 1)
+
+
+def encode_prime(vocab, prime: str, unknown: str = "error") -> list:
+    """Prime text -> ids. Unseen characters are an error naming them, or dropped with unknown='skip'."""
+    if vocab.encoding == "bytes":
+        prime = prime.encode("utf-8")
+    try:
+        return [int(i) for i in vocab.encode(prime, unknown=unknown)] if prime else []
+    except UserError as e:
+        reason = str(e).split(";")[0].replace("text has", "the prime has", 1)
+        raise UserError(f"{reason}; remove them from --prime, or drop them with --unknown skip") from None
+
+
+def default_start(vocab) -> int:
+    """With no prime, start from a newline when the vocabulary has one (a natural text boundary), else id 0."""
+    nl = 10 if vocab.encoding == "bytes" else "\n"
+    return vocab.symbols.index(nl) if nl in vocab.symbols else 0
+
+
+def generate(engine, params, vocab, prime: str = "", length: int = 200, num_samples: int = 1, seed: int = 0,
+             temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, argmax: bool = False,
+             unknown: str = "error", on_text=None) -> list:
+    """Generate `num_samples` continuations of `prime`, `length` symbols each. Returns the texts (prime included).
+
+    on_text(k, s), if given, is called with each new piece of text of sample k as soon as it exists (streaming).
+    Same seed, same settings, same engine -> the same text."""
+    if length < 0:
+        raise UserError(f"--length must be >= 0, got {length}")
+    if temperature < 0:
+        raise UserError(f"--temperature must be >= 0 (0 = argmax), got {temperature}")
+    if top_k < 0 or not 0.0 < top_p <= 1.0:
+        raise UserError("--top-k must be >= 0 and --top-p in (0, 1]")
+    if num_samples < 1:
+        raise UserError(f"--num-samples must be >= 1, got {num_samples}")
+    rng = np.random.default_rng(seed)
+    prime_ids = encode_prime(vocab, prime, unknown)
+    feed = prime_ids or [default_start(vocab)]
+    K = num_samples
+    decoders = [codecs.getincrementaldecoder("utf-8")(errors="replace") for _ in range(K)] \
+        if vocab.encoding == "bytes" else None
+    texts = [[] for _ in range(K)]
+
+    def emit(ids):
+        for k, i in enumerate(ids):
+            sym = vocab.symbols[int(i)]
+            s = decoders[k].decode(bytes([sym])) if decoders else sym
+            if s:
+                texts[k].append(s)
+                if on_text:
+                    on_text(k, s)
+
+    state = engine.zero_state(K)
+    for i in feed:                                # run the prime through the network, one symbol at a time
+        logits, state = engine.step(params, np.full(K, i, dtype=np.int64), state)
+    if prime_ids:
+        for i in prime_ids:
+            emit([i] * K)
+    for _ in range(length):
+        ids = pick(logits, rng, temperature, top_k, top_p, argmax)
+        emit(ids)
+        logits, state = engine.step(params, ids.astype(np.int64), state)
+    if decoders:
+        for k, d in enumerate(decoders):
+            tail = d.decode(b"", final=True)
+            if tail:
+                texts[k].append(tail)
+                if on_text:
+                    on_text(k, tail)
+    return ["".join(t) for t in texts]

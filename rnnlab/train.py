@@ -1,0 +1,247 @@
+"""The training loop, written once for every engine: batches -> engine.train_step -> metrics, eval, checkpoints.
+
+A run lives in one directory:
+    latest.safetensors   written at every evaluation and at the end (atomically: a crash leaves the previous one)
+    best.safetensors     the checkpoint with the lowest validation loss so far
+    metrics.jsonl        one JSON object per line: training lines {"step", "loss", ...} and eval lines {"val_loss"}
+Resume is exact: the data position is a function of the step (batch = step mod batches-per-pass), and the
+parameters, optimiser state, carried hidden state and dropout RNG come back from the checkpoint bit for bit.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import schedule, snapshot, text
+from .config import ModelConfig, TrainConfig, replace
+from .engines import make_engine
+from .errors import UserError
+
+LN2 = math.log(2.0)
+
+
+class Interrupted(Exception):
+    """Raised (by the loop, not a signal handler) after a checkpoint was written on SIGINT/SIGTERM."""
+    def __init__(self, signum: int):
+        self.signum = signum
+
+
+def load_corpus(tcfg: TrainConfig):
+    """The text to train on and a one-line description of it."""
+    if tcfg.data:
+        return text.read_text(tcfg.data, tcfg.encoding), tcfg.data
+    corpus = text.embedded_corpus()
+    return (corpus.encode("utf-8") if tcfg.encoding == "bytes" else corpus), "embedded corpus (CPython pydoc topics)"
+
+
+def evaluate(engine, params, streams) -> float:
+    """Mean nats per character over every batch of `streams`, the state carried from zeros."""
+    state = engine.zero_state(streams.n_streams)
+    total = 0.0
+    for b in range(streams.num_batches):
+        x, y = streams.batch(b)
+        loss, state = engine.evaluate(params, x, y, state)
+        total += loss
+    return total / (streams.num_batches * streams.n_streams * streams.seq_len)
+
+
+def evaluate_ids(engine, params, ids, seq_len: int = 256) -> float:
+    """Mean nats per character of predicting ids[t+1] from ids[:t+1], for every t: one stream, one pass, the state
+    carried from zeros, the last chunk shorter. Every character counts (unlike `evaluate`, which drops tails)."""
+    state = engine.zero_state(1)
+    total, n = 0.0, len(ids) - 1
+    for start in range(0, n, seq_len):
+        stop = min(start + seq_len, n)
+        x = np.asarray(ids[start:stop], dtype=np.int64)[None]
+        y = np.asarray(ids[start + 1:stop + 1], dtype=np.int64)[None]
+        loss, state = engine.evaluate(params, x, y, state)
+        total += loss
+    return total / n
+
+
+def _val_streams(val_ids, tcfg):
+    """Validation batches: as many streams as fit (at most batch_size), or None with no validation text."""
+    if len(val_ids) < tcfg.seq_len + 1:
+        return None
+    n = max(1, min(tcfg.batch_size, (len(val_ids) - 1) // tcfg.seq_len))
+    return text.Streams(val_ids, n, tcfg.seq_len)
+
+
+class _Signals:
+    """SIGINT/SIGTERM: the first asks the loop to finish its step and checkpoint; a second exits at once
+    (the last checkpoint on disk is complete: writes are atomic)."""
+    def __init__(self):
+        self.caught = 0
+        self._old = {}
+
+    def __enter__(self):
+        for s in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[s] = signal.signal(s, self._handle)
+            except ValueError:        # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.caught:
+            sys.stderr.write("\ninterrupted again: exiting now; the last checkpoint on disk is intact\n")
+            os._exit(128 + signum)
+        self.caught = signum
+        sys.stderr.write("\ninterrupted: finishing this step and writing a checkpoint (Ctrl-C again to quit now)\n")
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def _append_jsonl(path: Path, rows: list) -> None:
+    if rows:
+        with open(path, "a") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """On resume, drop metric lines logged after the checkpoint we resume from (they will be logged again)."""
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines(True) if ln.strip() and json.loads(ln).get("step", 0) <= step]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(keep))
+    os.replace(tmp, path)
+
+
+def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_name: str = "numpy",
+          resume: bool = False, overrides: dict | None = None, progress: bool | None = None, log=print,
+          stop_at: int | None = None) -> dict:
+    """Train a model into run directory `out_dir`; with resume=True continue the run found there.
+
+    `overrides` (resume only) may change the budget: max_steps, max_time, eval_every, log_every, data.
+    `stop_at` ends this invocation after that step with a checkpoint, as an interruption would, without touching
+    the config (the schedule still runs to max_steps): the way tests pause a run to resume it.
+    Returns a summary dict (step, last train loss, best val loss, paths)."""
+    out = Path(out_dir)
+    latest, best = out / "latest.safetensors", out / "best.safetensors"
+    if resume:
+        if not latest.exists():
+            raise UserError(f"nothing to resume in {out}: no latest.safetensors there; start a run with --out {out}")
+        snap = snapshot.load(latest)
+        mcfg, tcfg = snap.mcfg, replace(snap.tcfg, **(overrides or {}))
+    else:
+        if latest.exists() or best.exists():
+            raise UserError(f"run directory {out} already holds a run; continue it with --resume {out}, "
+                            f"or choose a new --out")
+        snap = None
+
+    corpus, source = load_corpus(tcfg)
+    vocab = text.Vocab.from_text(corpus)
+    if snap is not None and vocab.to_json() != snap.vocab.to_json():
+        raise UserError(f"the data's vocabulary differs from the run's ({snap.vocab.diff(vocab)}); "
+                        f"resume on the same text the run was trained on")
+    ids = vocab.encode(corpus)
+    del corpus
+    train_ids, val_ids = text.split(ids, tcfg.val_frac)
+    streams = text.Streams(train_ids, tcfg.batch_size, tcfg.seq_len)
+    val_streams = _val_streams(val_ids, tcfg)
+    mcfg = replace(mcfg, vocab_size=len(vocab))
+    engine = make_engine(engine_name, mcfg, tcfg)
+
+    if snap is None:
+        params = engine.init_params(tcfg.seed)
+        opt_state, state = engine.init_opt_state(params), engine.zero_state(tcfg.batch_size)
+        step, best_val = 0, None
+        rng = np.random.default_rng(tcfg.seed + 1)
+        out.mkdir(parents=True, exist_ok=True)
+    else:
+        params, opt_state = engine.load_params(snap.params), engine.load_opt_state(snap.opt_state)
+        state, step, best_val = engine.load_state(snap.state), snap.step, snap.best_val
+        rng = np.random.default_rng()
+        rng.bit_generator.state = snap.rng_state
+        _truncate_metrics(out / "metrics.jsonl", step)
+
+    n_params = sum(int(np.prod(p.shape)) for p in params.values())
+    log(f"rnnlab train: engine {engine.name} ({engine.device}, {tcfg.dtype}) | {mcfg.cell} H={mcfg.hidden_size} "
+        f"L={mcfg.num_layers} V={len(vocab)} ({n_params:,} params) | data: {source}, {len(train_ids):,} train / "
+        f"{len(val_ids):,} val chars | N={tcfg.batch_size} T={tcfg.seq_len} {tcfg.optimizer} lr={tcfg.lr:g} | "
+        f"{'resuming at step %d, ' % step if snap else ''}run dir {out}")
+
+    def save_checkpoint(path, metrics):
+        extra = {"engine": engine.name, "data": {"source": source, "chars": int(len(ids))}, "metrics": metrics}
+        snapshot.save(path, snapshot.Snapshot(mcfg, tcfg, vocab, engine.export(params), engine.export(opt_state),
+                                              engine.export_state(state), step, best_val, rng.bit_generator.state,
+                                              extra), engine.state_names)
+
+    from tqdm import tqdm
+    bar = tqdm(total=tcfg.max_steps, initial=step, disable=(not progress) if progress is not None else None,
+               dynamic_ncols=True, unit="step", file=sys.stderr)
+    pending, bad_run, last = [], 0, {}
+    chars_per_step = tcfg.batch_size * tcfg.seq_len
+    t0 = time.perf_counter()
+    t_win, step_win = t0, step
+    with _Signals() as sig:
+        while step < tcfg.max_steps:
+            b = step % streams.num_batches
+            if b == 0:                       # a new pass over the data: forget the old hidden state
+                state = engine.zero_state(tcfg.batch_size)
+            x, y = streams.batch(b)
+            lr = schedule.learning_rate(tcfg, step)
+            m, new_state = engine.train_step(params, opt_state, x, y, state, lr, rng)
+            step += 1
+            if m["ok"]:
+                state, bad_run = new_state, 0
+            else:
+                bad_run += 1
+                pending.append({"step": step, "skipped": True, "loss": None, "grad_norm": None})
+                log(f"step {step}: non-finite loss or gradient; update skipped ({bad_run} in a row)")
+                if bad_run >= tcfg.max_bad_steps:
+                    _append_jsonl(out / "metrics.jsonl", pending)
+                    raise UserError(f"training diverged: {bad_run} non-finite steps in a row at step {step}; the "
+                                    f"learning rate ({lr:g}) is likely too high: lower --lr or set --clip-norm. "
+                                    f"Last good checkpoint: {latest if latest.exists() else 'none yet'}")
+                continue
+            bar.update(1)
+            if step % tcfg.log_every == 0:
+                now = time.perf_counter()
+                cps = (step - step_win) * chars_per_step / max(now - t_win, 1e-9)
+                t_win, step_win = now, step
+                last = {"step": step, "loss": m["loss"], "bpc": m["loss"] / LN2, "lr": lr,
+                        "grad_norm": m["grad_norm"], "chars_per_s": round(cps, 1), "time": round(now - t0, 3)}
+                pending.append(last)
+                bar.set_postfix(loss=f"{m['loss']:.3f}", val=f"{best_val:.3f}" if best_val else "-",
+                                cps=f"{cps:,.0f}", refresh=False)
+            out_of_time = (tcfg.max_time and time.perf_counter() - t0 >= tcfg.max_time) or step == stop_at
+            if step % tcfg.eval_every == 0 or step == tcfg.max_steps or out_of_time or sig.caught:
+                row = {"step": step, "time": round(time.perf_counter() - t0, 3)}
+                if val_streams is not None:
+                    val = evaluate(engine, params, val_streams)
+                    row.update(val_loss=val, val_bpc=val / LN2)
+                    improved = best_val is None or val < best_val
+                    best_val = val if improved else best_val
+                    bar.write(f"step {step}: train {m['loss']:.4f}  val {val:.4f} nats/char ({val / LN2:.3f} bpc)"
+                              f"{'  (best)' if improved else ''}")
+                else:
+                    improved = True
+                pending.append(row)
+                save_checkpoint(latest, last)
+                if improved:
+                    save_checkpoint(best, last)
+                _append_jsonl(out / "metrics.jsonl", pending)
+                pending = []
+                if sig.caught:
+                    bar.close()
+                    log(f"stopped at step {step}; checkpoint {latest}; continue with: rnnlab train --resume {out}")
+                    raise Interrupted(sig.caught)
+                if out_of_time:
+                    break
+    bar.close()
+    _append_jsonl(out / "metrics.jsonl", pending)
+    log(f"done: step {step}, train loss {last.get('loss', float('nan')):.4f}"
+        f"{', best val %.4f nats/char' % best_val if best_val is not None else ''}; "
+        f"sample with: rnnlab sample {out}")
+    return {"step": step, "loss": last.get("loss"), "best_val": best_val, "latest": str(latest), "best": str(best)}

@@ -1,0 +1,141 @@
+"""The training loop, resume, sampling and the hello case study, end to end on the NumPy engine."""
+import json
+
+import numpy as np
+import pytest
+
+from helpers import rnnlab, shakespeare
+from rnnlab import snapshot
+from rnnlab.config import ModelConfig, TrainConfig
+from rnnlab.engines.numpy import Engine
+from rnnlab.sample import generate, pick
+from rnnlab.text import Vocab
+from rnnlab.train import train
+
+
+def quiet(*a, **k):
+    pass
+
+
+def test_hello_prints_hello():
+    proc = rnnlab("hello")
+    assert proc.returncode == 0, proc.stderr
+    assert "generated from seed 'h': hello" in proc.stdout
+    # the table has one row per input character, each with a chosen character equal to the target
+    rows = [ln.split() for ln in proc.stdout.splitlines() if ln.strip()[:1].isdigit()]
+    assert len(rows) == 4 and all(r[-2] == r[-1] for r in rows), proc.stdout
+
+
+def test_training_on_shakespeare_lowers_val_loss(tmp_path):
+    """20,000 characters of tinyshakespeare, 300 steps: validation falls from ln(V) ~ 4.0 to below 2.4 nats/char."""
+    data = tmp_path / "ts20k.txt"
+    data.write_text(shakespeare(20_000), encoding="utf-8")
+    mcfg = ModelConfig(cell="lstm", hidden_size=128)
+    tcfg = TrainConfig(data=str(data), batch_size=16, seq_len=32, lr=3e-3, max_steps=300, eval_every=100, seed=0)
+    summary = train(mcfg, tcfg, tmp_path / "run", progress=False, log=quiet)
+    rows = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    vals = [r["val_loss"] for r in rows if "val_loss" in r]
+    assert len(vals) == 3 and vals[-1] < vals[0]
+    assert summary["best_val"] < 2.4, vals
+
+
+def _small_corpus(tmp_path, n=6000):
+    rng = np.random.default_rng(0)
+    words = ["the ", "cat ", "sat ", "on ", "a ", "mat. ", "and ", "dog ", "ran\n"]
+    text = "".join(rng.choice(words, size=n // 3))
+    p = tmp_path / "corpus.txt"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_resume_is_bitwise_exact_float64(tmp_path, cell):
+    """N + N steps with a resume in between equal 2N steps in one run, bit for bit (dropout RNG, carried hidden
+    state, data position and optimiser state all restored)."""
+    data = _small_corpus(tmp_path)
+    mcfg = ModelConfig(cell=cell, hidden_size=12, num_layers=2, embed_dim=5, dropout=0.2)
+    tcfg = TrainConfig(data=str(data), batch_size=4, seq_len=7, max_steps=30, eval_every=10, dtype="float64",
+                       schedule="cosine", warmup_steps=3)
+    train(mcfg, tcfg, tmp_path / "one", progress=False, log=quiet)
+    # the same run, stopped at 15 (mid-pass: 15 is not a multiple of the batches per pass) and resumed
+    train(mcfg, tcfg, tmp_path / "two", progress=False, log=quiet, stop_at=15)
+    assert snapshot.load(tmp_path / "two" / "latest.safetensors").step == 15
+    train(None, None, tmp_path / "two", resume=True, progress=False, log=quiet)
+    a = snapshot.load(tmp_path / "one" / "latest.safetensors")
+    b = snapshot.load(tmp_path / "two" / "latest.safetensors")
+    assert a.step == b.step == 30
+    for group in ("params", "opt_state"):
+        da, db = getattr(a, group), getattr(b, group)
+        assert da.keys() == db.keys()
+        for k in da:
+            assert np.array_equal(da[k], db[k]), (group, k)
+    for sa, sb in zip(a.state, b.state):
+        assert np.array_equal(sa, sb)
+    assert a.rng_state == b.rng_state
+
+
+def test_resume_refuses_a_different_vocabulary(tmp_path):
+    data = _small_corpus(tmp_path)
+    tcfg = TrainConfig(data=str(data), batch_size=2, seq_len=8, max_steps=5, eval_every=5)
+    train(ModelConfig(cell="rnn", hidden_size=8), tcfg, tmp_path / "run", progress=False, log=quiet)
+    other = tmp_path / "other.txt"
+    other.write_text(data.read_text() + "XYZ", encoding="utf-8")
+    proc = rnnlab("train", "--resume", tmp_path / "run", "--data", other, "--max-steps", 10)
+    assert proc.returncode == 2 and "differs" in proc.stderr and "'X'" in proc.stderr, proc.stderr
+
+
+def _tiny_model(tmp_path):
+    data = _small_corpus(tmp_path)
+    tcfg = TrainConfig(data=str(data), batch_size=4, seq_len=16, max_steps=40, eval_every=40, lr=1e-2)
+    train(ModelConfig(cell="gru", hidden_size=16), tcfg, tmp_path / "run", progress=False, log=quiet)
+    snap = snapshot.load(tmp_path / "run" / "best.safetensors")
+    engine = Engine(snap.mcfg, snap.tcfg)
+    return engine, engine.load_params(snap.params), snap.vocab
+
+
+def test_sampling_same_seed_identical_and_cold_temperature_is_argmax(tmp_path):
+    engine, params, vocab = _tiny_model(tmp_path)
+    a = generate(engine, params, vocab, "the ", 80, seed=7)
+    b = generate(engine, params, vocab, "the ", 80, seed=7)
+    c = generate(engine, params, vocab, "the ", 80, seed=8)
+    assert a == b and a != c
+    greedy = generate(engine, params, vocab, "the ", 80, argmax=True)
+    assert generate(engine, params, vocab, "the ", 80, seed=3, temperature=0) == greedy
+    assert generate(engine, params, vocab, "the ", 80, seed=3, temperature=1e-4) == greedy
+    # K samples in one batch: each row equals... at least they are K texts of the right length, with the prime
+    many = generate(engine, params, vocab, "the ", 30, num_samples=3, seed=1)
+    assert len(many) == 3 and all(t.startswith("the ") and len(t) == 34 for t in many)
+
+
+def test_pick_top_k_and_top_p_restrict_the_support():
+    rng = np.random.default_rng(0)
+    logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]] * 2000))
+    assert set(pick(logits, rng, top_k=2)) == {0, 1}
+    assert set(pick(logits, rng, top_p=0.7)) == {0, 1}        # 0.5 < 0.7, then 0.8 >= 0.7: two symbols
+    assert set(pick(logits, rng, top_p=0.5)) == {0}
+    counts = np.bincount(pick(logits, rng), minlength=4) / 2000
+    assert np.allclose(counts, [0.5, 0.3, 0.15, 0.05], atol=0.04)
+
+
+def test_checkpoint_round_trip_is_bitwise(tmp_path):
+    engine, params, vocab = _tiny_model(tmp_path)
+    snap = snapshot.load(tmp_path / "run" / "latest.safetensors")
+    snapshot.save(tmp_path / "copy.safetensors", snap, engine.state_names)
+    again = snapshot.load(tmp_path / "copy.safetensors")
+    assert again.mcfg == snap.mcfg and again.tcfg == snap.tcfg and again.vocab == snap.vocab
+    assert again.step == snap.step and again.rng_state == snap.rng_state
+    for k in snap.params:
+        assert again.params[k].dtype == snap.params[k].dtype and np.array_equal(again.params[k], snap.params[k])
+
+
+def test_cli_train_sample_eval(tmp_path):
+    data = _small_corpus(tmp_path)
+    run = tmp_path / "run"
+    proc = rnnlab("train", "--data", data, "--out", run, "--cell", "rnn", "--hidden-size", 16, "--batch-size", 4,
+                  "--seq-len", 16, "--max-steps", 20, "--eval-every", 10, "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("rnnlab train: engine numpy")
+    out = rnnlab("sample", run, "--prime", "the ", "--length", 40, "--seed", 1)
+    assert out.returncode == 0 and out.stdout.startswith("the ") and len(out.stdout.rstrip("\n")) == 44
+    ev = rnnlab("eval", run, "--data", data)
+    assert ev.returncode == 0 and "nats/char" in ev.stdout and "bits/char" in ev.stdout
