@@ -1,0 +1,305 @@
+"""The hand-written NumPy cells: gradients by central differences, a naive reference forward, chunking, dtypes,
+and PyTorch's nn.RNN / nn.LSTM / nn.GRU as an independent oracle."""
+
+import numpy as np
+import pytest
+
+from rnnlab.engines.numpy import gru, lstm, rnn
+from rnnlab.engines.numpy.layers import input_projection, input_projection_backward, sigmoid
+
+CELLS = {"rnn": rnn, "lstm": lstm, "gru": gru}
+KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def make_params(cell, D, H, rng, dtype=np.float64, scale=0.6):
+    G = cell.GATES
+    shapes = {"weight_ih": (G * H, D), "weight_hh": (G * H, H), "bias_ih": (G * H,), "bias_hh": (G * H,)}
+    return {k: (scale * rng.standard_normal(s)).astype(dtype) for k, s in shapes.items()}
+
+
+def make_state(cell, N, H, rng, dtype=np.float64):
+    return tuple((0.5 * rng.standard_normal((N, H))).astype(dtype) for _ in range(cell.STATE_SIZE))
+
+
+def make_input(ids, N, T, D, rng, dtype=np.float64):
+    return rng.integers(0, D, (N, T)) if ids else rng.standard_normal((N, T, D)).astype(dtype)
+
+
+# ---- 1. gradient check of a two-layer stack ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("ids", [False, True], ids=["floats", "ids"])
+@pytest.mark.parametrize("name", CELLS)
+def test_gradients_match_central_differences(name, ids):
+    cell, rng = CELLS[name], np.random.default_rng(1)
+    N, T, D, H = 2, 4, 3, 3
+    x = make_input(ids, N, T, D, rng)
+    p1, p2 = make_params(cell, D, H, rng), make_params(cell, H, H, rng)
+    s1, s2 = make_state(cell, N, H, rng), make_state(cell, N, H, rng)
+    G_out = rng.standard_normal((N, T, H))
+    G_s1, G_s2 = make_state(cell, N, H, rng), make_state(cell, N, H, rng)
+
+    def loss():
+        out1, s1T, c1 = cell.forward(x, s1, p1)
+        out2, s2T, c2 = cell.forward(out1, s2, p2)
+        total = np.sum(out2 * G_out) + sum(np.sum(s * g) for s, g in zip(s1T + s2T, G_s1 + G_s2))
+        return total, c1, c2
+
+    _, c1, c2 = loss()
+    dout1, ds2, g2 = cell.backward(G_out, G_s2, c2)
+    dx, ds1, g1 = cell.backward(dout1, G_s1, c1)
+    assert (dx is None) == ids
+
+    checks = [(p1[k], g1[k], f"layer1 {k}") for k in KEYS] + [(p2[k], g2[k], f"layer2 {k}") for k in KEYS]
+    checks += [(s, d, f"layer{j} state0[{i}]") for j, (st, dst) in enumerate([(s1, ds1), (s2, ds2)], 1)
+               for i, (s, d) in enumerate(zip(st, dst))]
+    if not ids:
+        checks.append((x, dx, "x"))
+    eps, worst, worst_elem = 1e-6, 0.0, 0.0
+    for arr, analytic, what in checks:
+        assert analytic.shape == arr.shape, what
+        numeric = np.empty_like(arr)
+        for idx in np.ndindex(arr.shape):
+            old = arr[idx]
+            arr[idx] = old + eps
+            plus = loss()[0]
+            arr[idx] = old - eps
+            minus = loss()[0]
+            arr[idx] = old
+            numeric[idx] = (plus - minus) / (2 * eps)
+        # Central differences in float64 with eps = 1e-6 carry ~3e-10 absolute noise (rounding of the O(1) loss,
+        # divided by 2 eps), so an elementwise relative error is only meaningful for entries well above that.
+        # Two measures: per array, |a - n| / (|a| + |n|) in the 2-norm (expected ~1e-9), and per entry the same
+        # ratio with the denominator floored at 1e-2, i.e. an absolute error of at most 1e-8 for small entries.
+        diff = np.abs(analytic - numeric)
+        norm_err = np.linalg.norm(diff) / max(np.linalg.norm(analytic) + np.linalg.norm(numeric), 1e-300)
+        elem_err = np.max(diff / np.maximum(np.abs(analytic) + np.abs(numeric), 1e-2))
+        worst = max(worst, norm_err)
+        worst_elem = max(worst_elem, elem_err)
+        assert norm_err <= 1e-6 and elem_err <= 1e-6, f"{name} {what}: {norm_err:.2e} (2-norm), {elem_err:.2e}"
+    print(f"{name} ids={ids}: worst relative gradient error {worst:.1e} (2-norm), {worst_elem:.1e} (entries)")
+
+
+# ---- 2. forward equals a deliberately naive per-gate loop ---------------------------------------------------------
+
+def naive_forward(name, x, state0, p, D):
+    """One sequence, one step, one gate at a time, with np.dot on vectors and the textbook formulas."""
+    def sig(a):
+        return 1.0 / (1.0 + np.exp(-a))
+
+    W, U, b, c = p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"]
+    H = U.shape[1]
+    N, T = x.shape[:2]
+    out = np.zeros((N, T, H))
+    final = [np.zeros((N, H)) for _ in state0]
+    for n in range(N):
+        h = state0[0][n].copy()
+        cs = state0[1][n].copy() if name == "lstm" else None
+        for t in range(T):
+            if x.ndim == 2:
+                xv = np.zeros(D)
+                xv[x[n, t]] = 1.0
+            else:
+                xv = x[n, t]
+
+            def ih(k):
+                return np.dot(W[k * H:(k + 1) * H], xv) + b[k * H:(k + 1) * H]
+
+            def hh(k):
+                return np.dot(U[k * H:(k + 1) * H], h) + c[k * H:(k + 1) * H]
+
+            if name == "rnn":
+                h = np.tanh(ih(0) + hh(0))
+            elif name == "lstm":
+                i, f = sig(ih(0) + hh(0)), sig(ih(1) + hh(1))
+                g, o = np.tanh(ih(2) + hh(2)), sig(ih(3) + hh(3))
+                cs = f * cs + i * g
+                h = o * np.tanh(cs)
+            else:
+                r, z = sig(ih(0) + hh(0)), sig(ih(1) + hh(1))
+                nn_ = np.tanh(ih(2) + r * hh(2))
+                h = (1 - z) * nn_ + z * h
+            out[n, t] = h
+        final[0][n] = h
+        if name == "lstm":
+            final[1][n] = cs
+    return out, tuple(final)
+
+
+@pytest.mark.parametrize("ids", [False, True], ids=["floats", "ids"])
+@pytest.mark.parametrize("name", CELLS)
+def test_forward_matches_naive_loop(name, ids):
+    cell, rng = CELLS[name], np.random.default_rng(2)
+    N, T, D, H = 3, 5, 4, 6
+    x = make_input(ids, N, T, D, rng)
+    p, s0 = make_params(cell, D, H, rng), make_state(cell, N, H, rng)
+    out, sT, _ = cell.forward(x, s0, p)
+    ref_out, ref_sT = naive_forward(name, x, s0, p, D)
+    np.testing.assert_allclose(out, ref_out, rtol=0, atol=1e-10)
+    for a, r in zip(sT, ref_sT, strict=True):
+        np.testing.assert_allclose(a, r, rtol=0, atol=1e-10)
+
+
+# ---- 3. one pass equals chunks with the state carried -------------------------------------------------------------
+
+def chunked_and_one_pass(cell, x, s0, p, sizes):
+    out, sT, _ = cell.forward(x, s0, p)
+    state, outs, t0 = s0, [], 0
+    for size in sizes:
+        o, state, _ = cell.forward(x[:, t0:t0 + size], state, p)
+        outs.append(o)
+        t0 += size
+    assert len(state) == len(sT) == cell.STATE_SIZE
+    return (out, np.concatenate(outs, axis=1)), list(zip(sT, state))
+
+
+@pytest.mark.parametrize("inputs", ["ids", "dyadic floats"])
+@pytest.mark.parametrize("name", CELLS)
+def test_chunks_with_carried_state_equal_one_pass_exactly(name, inputs):
+    """Bitwise: the recurrence does the same operations on the same (N, H) arrays however T is cut.
+
+    The float inputs are dyadic (x in quarters, W_ih and b_ih in 64ths) so that every entry of the input projection
+    is exact whatever order the GEMM sums in; see the next test for why that is needed."""
+    cell, rng = CELLS[name], np.random.default_rng(3)
+    N, T, D, H = 3, 12, 5, 7
+    p, s0 = make_params(cell, D, H, rng), make_state(cell, N, H, rng)
+    if inputs == "ids":
+        x = rng.integers(0, D, (N, T))
+    else:
+        x = rng.integers(-4, 5, (N, T, D)) / 4.0
+        p["weight_ih"] = rng.integers(-32, 33, p["weight_ih"].shape) / 64.0
+        p["bias_ih"] = rng.integers(-32, 33, p["bias_ih"].shape) / 64.0
+    (out, chunked), states = chunked_and_one_pass(cell, x, s0, p, [4, 4, 4])
+    assert np.array_equal(chunked, out)
+    assert all(np.array_equal(a, b) for a, b in states)
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_chunks_with_float_input_agree_to_rounding(name):
+    """With arbitrary float inputs chunking is exact only up to the last bit of the input projection.
+
+    The projection is one GEMM over N*T rows, and BLAS need not give a row the same bits in a GEMM over a different
+    number of rows: measured with OpenBLAS 0.3.31 (Haswell kernels), a row's result depends on its position in the
+    kernel's register tile (sgemm tiles rows in sixes; an odd last row in dgemm goes through a one-row tail
+    kernel) and on how the rows are split among threads. So x[:, :4] @ W_ih.T and the first 4 steps of
+    x @ W_ih.T may differ by an ulp, and the recurrence carries that along (it does for these sizes there)."""
+    cell, rng = CELLS[name], np.random.default_rng(7)
+    N, T, D, H = 5, 12, 17, 7
+    x = make_input(False, N, T, D, rng)
+    p, s0 = make_params(cell, D, H, rng), make_state(cell, N, H, rng)
+    (out, chunked), states = chunked_and_one_pass(cell, x, s0, p, [1, 4, 7])
+    np.testing.assert_allclose(chunked, out, rtol=0, atol=1e-13)
+    for a, b in states:
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-13)
+
+
+# ---- 4. float32 stays float32 ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ids", [False, True], ids=["floats", "ids"])
+@pytest.mark.parametrize("name", CELLS)
+def test_float32_params_give_float32_everything(name, ids):
+    cell, rng = CELLS[name], np.random.default_rng(4)
+    N, T, D, H = 2, 3, 4, 5
+    p = make_params(cell, D, H, rng, np.float32)
+    x = make_input(ids, N, T, D, rng, np.float32)
+    s0 = make_state(cell, N, H, rng, np.float32)
+    out, sT, cache = cell.forward(x, s0, p)
+    assert out.dtype == np.float32 and all(s.dtype == np.float32 for s in sT)
+    dx, ds0, grads = cell.backward(np.ones_like(out), tuple(np.ones_like(s) for s in sT), cache)
+    assert ids or dx.dtype == np.float32
+    assert all(d.dtype == np.float32 for d in ds0)
+    assert all(grads[k].dtype == np.float32 and grads[k].shape == p[k].shape for k in KEYS)
+    # float64 upstream grads (or inputs) do not drag float32 params up to float64
+    dx, ds0, grads = cell.backward(np.ones(out.shape), None, cache)
+    assert all(g.dtype == np.float32 for g in grads.values()) and all(d.dtype == np.float32 for d in ds0)
+
+
+# ---- 5. PyTorch as the oracle ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ids", [False, True], ids=["floats", "ids"])
+@pytest.mark.parametrize("name", CELLS)
+def test_matches_pytorch(name, ids):
+    torch = pytest.importorskip("torch")
+    cell, rng = CELLS[name], np.random.default_rng(5)
+    N, T, D, H = 3, 6, 4, 5
+    x = make_input(ids, N, T, D, rng)
+    p, s0 = make_params(cell, D, H, rng), make_state(cell, N, H, rng)
+    G_out, G_s = rng.standard_normal((N, T, H)), make_state(cell, N, H, rng)
+
+    out, sT, cache = cell.forward(x, s0, p)
+    dx, ds0, grads = cell.backward(G_out, G_s, cache)
+
+    module = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[name](
+        D, H, num_layers=1, batch_first=True, dtype=torch.float64)
+    with torch.no_grad():
+        for k in KEYS:
+            getattr(module, f"{k}_l0").copy_(torch.from_numpy(p[k]))
+    xt = torch.from_numpy(np.eye(D)[x] if ids else x).requires_grad_(True)
+    st = [torch.from_numpy(s[None].copy()).requires_grad_(True) for s in s0]
+    tout, tstate = module(xt, tuple(st) if name == "lstm" else st[0])
+    tstate = tstate if name == "lstm" else (tstate,)
+    loss = (tout * torch.from_numpy(G_out)).sum() + sum((s[0] * torch.from_numpy(g)).sum() for s, g in zip(tstate, G_s))
+    loss.backward()
+
+    def close(a, b):
+        np.testing.assert_allclose(a, b.detach().numpy(), rtol=0, atol=1e-10)
+
+    close(out, tout)
+    for a, b in zip(sT, tstate, strict=True):
+        close(a, b[0])
+    for k in KEYS:
+        close(grads[k], getattr(module, f"{k}_l0").grad)
+    for a, b in zip(ds0, st, strict=True):
+        close(a, b.grad[0])
+    if not ids:
+        close(dx, xt.grad)
+
+
+# ---- the shared input projection -------------------------------------------------------------------------------------
+
+def test_ids_projection_is_the_one_hot_product():
+    rng = np.random.default_rng(6)
+    N, T, D, GH = 3, 7, 5, 8
+    w, b = rng.standard_normal((GH, D)), rng.standard_normal(GH)
+    ids = rng.integers(0, D - 1, (N, T))                      # id D-1 never occurs: its column gets zero grad
+    ids[0, :3] = 2                                             # repeats must accumulate
+    onehot = np.eye(D)[ids]
+    np.testing.assert_allclose(input_projection(ids, w, b), input_projection(onehot, w, b), rtol=0, atol=1e-14)
+    dxw = rng.standard_normal((N, T, GH))
+    dx, dw, db = input_projection_backward(dxw, ids, w)
+    _, dw_ref, db_ref = input_projection_backward(dxw, onehot, w)
+    assert dx is None and dw.shape == w.shape
+    np.testing.assert_allclose(dw, dw_ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(db, db_ref, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError):
+        input_projection(np.array([[0, -1]]), w, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_is_stable_and_keeps_dtype(dtype):
+    a = np.array([-1000.0, -80.0, -30.0, -1.0, 0.0, 2.0, 30.0, 1000.0], dtype)
+    with np.errstate(all="raise"):                            # no overflow, no invalid values
+        s = sigmoid(a)
+    exact = np.array([1.0 / (1.0 + np.exp(np.longdouble(-v))) for v in a.tolist()])
+    assert s.dtype == dtype
+    np.testing.assert_allclose(s, exact.astype(dtype), rtol=0, atol=2 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_empty_sequence_and_modifying_the_returned_state(name):
+    cell, rng = CELLS[name], np.random.default_rng(8)
+    N, D, H = 2, 3, 4
+    p, s0 = make_params(cell, D, H, rng), make_state(cell, N, H, rng)
+    for x in (np.zeros((N, 0), dtype=int), np.zeros((N, 0, D))):
+        out, sT, cache = cell.forward(x, s0, p)
+        assert out.shape == (N, 0, H) and all(np.array_equal(a, b) for a, b in zip(sT, s0))
+        dx, ds0, grads = cell.backward(out, None, cache)
+        assert (dx is None or dx.shape == x.shape) and all(not d.any() for d in ds0)
+        assert all(grads[k].shape == p[k].shape and not grads[k].any() for k in KEYS)
+    # Resetting the returned state in place (as between documents) must not change the gradients.
+    x = make_input(False, N, 3, D, rng)
+    out, sT, cache = cell.forward(x, s0, p)
+    _, _, before = cell.backward(np.ones_like(out), None, cache)
+    for s in sT:
+        s[:] = 0.0
+    _, _, after = cell.backward(np.ones_like(out), None, cache)
+    assert all(np.array_equal(before[k], after[k]) for k in KEYS)
