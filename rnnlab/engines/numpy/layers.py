@@ -76,10 +76,16 @@ def input_projection_backward(dxw, x, w_ih):
         dw_ih = dxw2.T @ x2                                  # (G*H, D)
         dx = (dxw2 @ w_ih).reshape(N, T, D)                  # (N, T, D)
         return dx, dw_ih, db_ih
-    # Scatter-add dxw rows into columns of dw_ih. np.add.at(dw_ih.T, ids, dxw2) says the same thing but measured
-    # 5-10x slower; instead sort the rows by id and sum each id's contiguous block (deterministic order, one Python
-    # iteration per distinct id, which is at most the vocabulary size).
     ids = np.asarray(x).reshape(N * T)
+    D = w_ih.shape[1]
+    if N * T <= 2 * D:
+        # Few rows (the paper's batch of 1 x 25 steps): the one-hot GEMM dxw.T @ onehot(ids) is the scatter-add
+        # in three NumPy calls; adding the zeros changes nothing.
+        onehot = np.zeros((N * T, D), dtype=dxw.dtype)       # (N*T, D)
+        onehot[np.arange(N * T), ids] = 1.0
+        return None, dxw2.T @ onehot, db_ih
+    # Many rows: np.add.at(dw_ih.T, ids, dxw2) says the same thing but is ~5x slower; instead sort the rows by id
+    # and sum each id's contiguous block (deterministic order, one Python iteration per distinct id, at most D).
     order = np.argsort(ids, kind="stable")
     sorted_ids = ids[order]
     rows = np.take(dxw2, order, axis=0)                      # (N*T, G*H), grouped by id
