@@ -43,6 +43,11 @@ def is_ids(x):
     return np.issubdtype(np.asarray(x).dtype, np.integer)
 
 
+def _time_major(x):
+    """(N, T) ids or (N, T, D) inputs as a (T, N, ...) view, to pair with time-major gradient buffers."""
+    return np.swapaxes(np.asarray(x), 0, 1)
+
+
 def input_projection(x, w_ih, b_ih):
     """xw = x @ w_ih.T + b_ih for all N*T rows at once; returns (N, T, G*H) in w_ih's dtype.
 
@@ -53,7 +58,7 @@ def input_projection(x, w_ih, b_ih):
         x = np.asarray(x)
         if x.size and (x.min() < 0 or x.max() >= w_ih.shape[1]):
             raise ValueError(f"token ids must lie in [0, {w_ih.shape[1]}), got [{x.min()}, {x.max()}]")
-        xw = np.take(w_ih.T, x, axis=0)                   # (N, T, G*H): column x[n, t] of w_ih
+        xw = np.take(np.ascontiguousarray(w_ih.T), x, axis=0)  # (N, T, G*H): column x[n, t] of w_ih
     else:
         x = np.asarray(x, dtype=w_ih.dtype)
         N, T, D = x.shape
@@ -64,6 +69,8 @@ def input_projection(x, w_ih, b_ih):
 
 def input_projection_backward(dxw, x, w_ih):
     """Grads of xw = x @ w_ih.T + b_ih given dxw (N, T, G*H): returns (dx, dw_ih, db_ih).
+
+    Only the pairing of rows matters, so time-major arrays work too: dxw (T, N, G*H) with x (T, N) or (T, N, D).
 
     dx (N, T, D), or None when x holds ids (ids have no gradient); dw_ih (G*H, D); db_ih (G*H,).
     """
@@ -78,9 +85,9 @@ def input_projection_backward(dxw, x, w_ih):
         return dx, dw_ih, db_ih
     ids = np.asarray(x).reshape(N * T)
     D = w_ih.shape[1]
-    if N * T <= 2 * D:
-        # Few rows (the paper's batch of 1 x 25 steps): the one-hot GEMM dxw.T @ onehot(ids) is the scatter-add
-        # in three NumPy calls; adding the zeros changes nothing.
+    if D <= 256 or N * T <= 2 * D:
+        # A character vocabulary, or few rows: the one-hot GEMM dxw.T @ onehot(ids) is the scatter-add in three
+        # NumPy calls, and BLAS runs it faster than any gather; adding the zeros changes nothing.
         onehot = np.zeros((N * T, D), dtype=dxw.dtype)       # (N*T, D)
         onehot[np.arange(N * T), ids] = 1.0
         return None, dxw2.T @ onehot, db_ih
