@@ -9,6 +9,7 @@ engine that wrote it, and the data it was trained on. Everything needed to sampl
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,13 +34,17 @@ class Snapshot:
     extra: dict = field(default_factory=dict)   # engine, data fingerprint, last metrics, task ...
 
 
+class NonFinite(RuntimeError):
+    """A tensor to be saved holds inf or NaN: training diverged (the loop turns this into a UserError)."""
+
+
 def save(path, snap: Snapshot, state_names=("h", "c")) -> None:
     tensors = {f"param.{k}": np.asarray(v) for k, v in snap.params.items()}
     tensors.update({f"opt.{k}": np.asarray(v) for k, v in snap.opt_state.items()})
     tensors.update({f"state.{n}": np.asarray(s) for n, s in zip(state_names, snap.state)})
     for name, arr in tensors.items():
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-            raise RuntimeError(f"refusing to checkpoint non-finite values in {name}")   # a bug, never user input
+            raise NonFinite(f"non-finite values in {name}")   # never written: a checkpoint is always finite
     meta = {"model": to_dict(snap.mcfg), "train": to_dict(snap.tcfg), "vocab": snap.vocab.to_json(),
             "step": snap.step, "best_val": snap.best_val, "rng": snap.rng_state, **snap.extra}
     checkpoint.save(path, tensors, meta)
@@ -48,6 +53,9 @@ def save(path, snap: Snapshot, state_names=("h", "c")) -> None:
 def load(path) -> Snapshot:
     tensors, meta = checkpoint.load(path)
     where = str(path)
+    if meta.get("task", "lm") != "lm":          # a classify/seq2seq/conditional checkpoint (rnnlab/tasks/store.py)
+        from .tasks.store import describe
+        raise UserError(describe(meta["task"], where))
     for key in ("model", "train", "vocab", "step"):
         if key not in meta:
             raise UserError(f"{where}: checkpoint metadata lacks {key!r}; the file is not a complete rnnlab checkpoint")
@@ -64,10 +72,70 @@ def load(path) -> Snapshot:
             raise UserError(f"{where}: unexpected tensor {name!r}; the file is not an rnnlab checkpoint")
         group[kind][rest] = arr
     _check_params(group["param"], mcfg, where)
+    _check_resume_parts(group, mcfg, tcfg, where)
+    step, best_val, rng = meta["step"], meta.get("best_val"), meta.get("rng")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise UserError(f"{where}: its step {step!r} is not a whole number >= 0; the checkpoint is corrupt")
+    if best_val is not None and (isinstance(best_val, bool) or not isinstance(best_val, (int, float))
+                                 or not math.isfinite(best_val)):
+        raise UserError(f"{where}: its best_val {best_val!r} is not a finite number; the checkpoint is corrupt")
+    if rng is not None:
+        _check_rng(rng, where)
     state = tuple(group["state"][n] for n in ("h", "c") if n in group["state"])
     extra = {k: v for k, v in meta.items() if k not in ("model", "train", "vocab", "step", "best_val", "rng")}
-    return Snapshot(mcfg, tcfg, vocab, group["param"], group["opt"], state, int(meta["step"]),
-                    meta.get("best_val"), meta.get("rng"), extra)
+    return Snapshot(mcfg, tcfg, vocab, group["param"], group["opt"], state, step, best_val, rng, extra)
+
+
+def check_resumable(snap: Snapshot, where) -> None:
+    """Resuming needs the optimiser state, the carried hidden state and the dropout RNG, not just the weights."""
+    if not snap.opt_state or not snap.state or snap.rng_state is None:
+        raise UserError(f"{where} holds weights but not the optimiser state, hidden state and RNG needed to resume; "
+                        f"sample or evaluate with it, or start a new run")
+
+
+def _finite(name: str, a, where: str) -> None:
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise UserError(f"{where}: tensor {name} holds inf or NaN (rnnlab never saves those); the checkpoint is "
+                        f"corrupt, use another one")
+
+
+def _check_resume_parts(group: dict, mcfg: ModelConfig, tcfg: TrainConfig, where: str) -> None:
+    """Optimiser and hidden state, when present, must be exactly what the configs imply, and every value finite:
+    a file from a stranger (its checksum is consistent, it is not a signature) then fails here with one line,
+    never inside the maths."""
+    from .engines.numpy import model, optim
+    for name, a in group["param"].items():
+        _finite("param." + name, a, where)
+    opt = group["opt"]
+    if opt:
+        expected = optim.init_state({k: np.empty(s, np.float32) for k, s in model.param_shapes(mcfg).items()}, tcfg)
+        if set(opt) != set(expected):
+            odd = sorted(set(opt) ^ set(expected))[:3]
+            raise UserError(f"{where}: its optimiser state does not match --optimizer {tcfg.optimizer} ({odd} differ);"
+                            f" the checkpoint is corrupt")
+        for name, a in opt.items():
+            if a.shape != expected[name].shape:
+                raise UserError(f"{where}: opt.{name} has shape {a.shape}, expected {expected[name].shape}; "
+                                f"the checkpoint is corrupt")
+            _finite("opt." + name, a, where)
+        if opt["step"].dtype.kind not in "iu" or int(opt["step"]) < 0:
+            raise UserError(f"{where}: opt.step is not a whole number >= 0; the checkpoint is corrupt")
+    state = group["state"]
+    if state:
+        names = ("h", "c") if mcfg.cell == "lstm" else ("h",)
+        shape = (mcfg.num_layers, tcfg.batch_size, mcfg.hidden_size)
+        if set(state) != set(names) or any(state[n].shape != shape for n in names):
+            raise UserError(f"{where}: its hidden state does not match the config (expected {', '.join(names)} of "
+                            f"shape {shape}); the checkpoint is corrupt")
+        for n in names:
+            _finite("state." + n, state[n], where)
+
+
+def _check_rng(rng_state, where: str) -> None:
+    try:
+        np.random.default_rng().bit_generator.state = rng_state
+    except (TypeError, ValueError, KeyError, OverflowError):
+        raise UserError(f"{where}: its RNG state is malformed; the checkpoint is corrupt") from None
 
 
 def _check_params(params: dict, mcfg: ModelConfig, where: str) -> None:

@@ -33,12 +33,42 @@ class Interrupted(Exception):
         self.signum = signum
 
 
-def load_corpus(tcfg: TrainConfig):
-    """The text to train on and a one-line description of it."""
-    if tcfg.data:
-        return text.read_text(tcfg.data, tcfg.encoding), tcfg.data
-    corpus = text.embedded_corpus()
-    return (corpus.encode("utf-8") if tcfg.encoding == "bytes" else corpus), "embedded corpus (CPython pydoc topics)"
+ENCODE_CHUNK = 1 << 20   # bytes read at a time while encoding a corpus: bounds encoding's transient memory (~25 MB)
+
+
+def load_corpus(tcfg: TrainConfig, out: Path, expect: text.Vocab | None = None):
+    """(ids, vocab, one-line description) of the training text; `expect` is the run's vocabulary when resuming.
+
+    A file is streamed twice in ENCODE_CHUNK pieces, once for its vocabulary (every check of the text happens
+    here, before anything is written) and once to write its ids to `out/data.ids`, which is then memory-mapped:
+    the text is never held in memory, so peak memory is the id pages in use plus the model, whatever the corpus
+    size. `data.ids` is a cache, rewritten on every start. A new run directory that fails here (a text too short
+    for one batch) is removed again. The embedded corpus (about 465,000 characters) is encoded in memory."""
+    def same_vocab(vocab):
+        if expect is not None and vocab.to_json() != expect.to_json():
+            raise UserError(f"the data's vocabulary differs from the run's ({expect.diff(vocab)}); "
+                            f"resume on the same text the run was trained on")
+    if not tcfg.data:
+        corpus = text.embedded_corpus()
+        corpus = corpus.encode("utf-8") if tcfg.encoding == "bytes" else corpus
+        vocab = text.Vocab.from_text(corpus)
+        same_vocab(vocab)
+        return vocab.encode(corpus), vocab, "embedded corpus (CPython pydoc topics)"
+    vocab = text.build_vocab_streaming(tcfg.data, tcfg.encoding, ENCODE_CHUNK)
+    same_vocab(vocab)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "data.ids"
+    try:
+        text.encode_file(tcfg.data, vocab, path, chunk_bytes=ENCODE_CHUNK)
+        ids = text.load_ids(path, vocab.dtype)
+        text.Streams(text.split(ids, tcfg.val_frac)[0], tcfg.batch_size, tcfg.seq_len)   # too short: fail now
+    except UserError:
+        if created:
+            path.unlink(missing_ok=True)
+            out.rmdir()
+        raise
+    return ids, vocab, tcfg.data
 
 
 def evaluate(engine, params, streams) -> float:
@@ -103,15 +133,30 @@ class _Signals:
 
 def _append_jsonl(path: Path, rows: list) -> None:
     if rows:
-        with open(path, "a") as f:
-            f.write("".join(json.dumps(r) + "\n" for r in rows))
+        try:
+            with open(path, "a") as f:
+                f.write("".join(json.dumps(r) + "\n" for r in rows))
+        except OSError as e:         # the checkpoint before it is complete: a resume re-logs what is missing
+            raise UserError(f"cannot write {path}: {e.strerror or e}; free disk space or choose a writable "
+                            f"output folder, then continue with --resume {path.parent}") from None
+
+
+def _step_of(line: str):
+    """The step of a metrics line, or None for a line a crash cut short (it is dropped)."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row.get("step", 0) if isinstance(row, dict) and isinstance(row.get("step", 0), (int, float)) else None
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop metric lines logged after the checkpoint we resume from (they will be logged again)."""
+    """On resume, drop metric lines logged after the checkpoint we resume from (they will be logged again), and
+    any line a crash cut short."""
     if not path.exists():
         return
-    keep = [ln for ln in path.read_text().splitlines(True) if ln.strip() and json.loads(ln).get("step", 0) <= step]
+    keep = [ln for ln in path.read_text(errors="replace").splitlines(True)
+            if ln.endswith("\n") and (k := _step_of(ln)) is not None and k <= step]
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(keep))
     os.replace(tmp, path)
@@ -132,20 +177,17 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
         if not latest.exists():
             raise UserError(f"nothing to resume in {out}: no latest.safetensors there; start a run with --out {out}")
         snap = snapshot.load(latest)
+        snapshot.check_resumable(snap, latest)
         mcfg, tcfg = snap.mcfg, replace(snap.tcfg, **(overrides or {}))
+        for stale in out.glob(".*.tmp-*"):    # temp files of a killed run (checkpoint, data.ids): never complete
+            stale.unlink(missing_ok=True)
     else:
         if latest.exists() or best.exists():
             raise UserError(f"run directory {out} already holds a run; continue it with --resume {out}, "
                             f"or choose a new --out")
         snap = None
 
-    corpus, source = load_corpus(tcfg)
-    vocab = text.Vocab.from_text(corpus)
-    if snap is not None and vocab.to_json() != snap.vocab.to_json():
-        raise UserError(f"the data's vocabulary differs from the run's ({snap.vocab.diff(vocab)}); "
-                        f"resume on the same text the run was trained on")
-    ids = vocab.encode(corpus)
-    del corpus
+    ids, vocab, source = load_corpus(tcfg, out, snap.vocab if snap is not None else None)
     train_ids, val_ids = text.split(ids, tcfg.val_frac)
     streams = text.Streams(train_ids, tcfg.batch_size, tcfg.seq_len)
     val_streams = _val_streams(val_ids, tcfg)
@@ -173,9 +215,14 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
 
     def save_checkpoint(path, metrics):
         extra = {"engine": engine.name, "data": {"source": source, "chars": int(len(ids))}, "metrics": metrics}
-        snapshot.save(path, snapshot.Snapshot(mcfg, tcfg, vocab, engine.export(params), engine.export(opt_state),
-                                              engine.export_state(state), step, best_val, rng.bit_generator.state,
-                                              extra), engine.state_names)
+        try:
+            snapshot.save(path, snapshot.Snapshot(mcfg, tcfg, vocab, engine.export(params), engine.export(opt_state),
+                                                  engine.export_state(state), step, best_val, rng.bit_generator.state,
+                                                  extra), engine.state_names)
+        except snapshot.NonFinite as e:    # finite loss and gradient, yet the update overflowed the weights
+            raise UserError(f"training diverged: {e} at step {step}; the learning rate ({lr:g}) is likely too high: "
+                            f"lower --lr or set --clip-norm. Last good checkpoint: "
+                            f"{latest if latest.exists() else 'none yet'}") from None
 
     from tqdm import tqdm
     bar = tqdm(total=tcfg.max_steps, initial=step, disable=(not progress) if progress is not None else None,
@@ -221,7 +268,7 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
                 if val_streams is not None:
                     val = evaluate(engine, params, val_streams)
                     row.update(val_loss=val, val_bpc=val / LN2)
-                    improved = best_val is None or val < best_val
+                    improved = math.isfinite(val) and (best_val is None or val < best_val)
                     best_val = val if improved else best_val
                     bar.write(f"step {step}: train {m['loss']:.4f}  val {val:.4f} nats/char ({val / LN2:.3f} bpc)"
                               f"{'  (best)' if improved else ''}")
