@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import time
 
@@ -54,9 +55,12 @@ class _Parser(argparse.ArgumentParser):
 def _number(kind):
     def parse(s):
         try:
-            return kind(s)
+            v = kind(s)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{s!r} is not a valid {kind.__name__}") from None
+        if kind is float and not math.isfinite(v):    # nan, inf, 1e999: no setting means that
+            raise argparse.ArgumentTypeError(f"{s!r} is not a finite number")
+        return v
     parse.__name__ = kind.__name__
     return parse
 
@@ -225,4 +229,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("\ninterrupted\n")
         return 130
+    except MemoryError:              # an absurd size (--hidden-size 10**9): say so, without a traceback
+        sys.stdout.flush()
+        sys.stderr.write("error: not enough memory for this model, batch or sample count; use a smaller "
+                         "--hidden-size, --num-layers, --batch-size, --seq-len or --num-samples\n")
+        return 2
     return 0

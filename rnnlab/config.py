@@ -16,6 +16,7 @@ OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam")
 SCHEDULES = ("constant", "step", "cosine")
 DTYPES = ("float32", "float64")
 ENCODINGS = ("utf-8", "bytes")
+MAX_WIDTH, MAX_LAYERS = 1 << 16, 1024
 
 
 def _check(ok: bool, msg: str) -> None:
@@ -40,9 +41,11 @@ class ModelConfig:
     def __post_init__(self):
         _check(self.cell in CELLS, f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
         _check(self.vocab_size >= 0, "vocab_size must be >= 0")
-        _check(self.hidden_size >= 1, f"--hidden-size must be >= 1, got {self.hidden_size}")
-        _check(self.num_layers >= 1, f"--num-layers must be >= 1, got {self.num_layers}")
-        _check(self.embed_dim >= 0, f"--embed-dim must be >= 0 (0 = one-hot), got {self.embed_dim}")
+        # Upper bounds far beyond any real model, so an absurd size is this error, not a NumPy one mid-allocation.
+        _check(1 <= self.hidden_size <= MAX_WIDTH, f"--hidden-size must be in [1, {MAX_WIDTH}], got {self.hidden_size}")
+        _check(1 <= self.num_layers <= MAX_LAYERS, f"--num-layers must be in [1, {MAX_LAYERS}], got {self.num_layers}")
+        _check(0 <= self.embed_dim <= MAX_WIDTH,
+               f"--embed-dim must be in [0, {MAX_WIDTH}] (0 = one-hot), got {self.embed_dim}")
         _check(0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}")
 
     @property
@@ -103,6 +106,7 @@ class TrainConfig:
         _check(self.log_every >= 1, f"--log-every must be >= 1, got {self.log_every}")
         _check(self.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)}")
         _check(self.max_bad_steps >= 1, f"--max-bad-steps must be >= 1, got {self.max_bad_steps}")
+        _check(self.seed >= 0, f"--seed must be >= 0, got {self.seed}")
 
 
 # The paper's configuration (min-char-rnn): what `--preset paper` sets before explicit flags apply.

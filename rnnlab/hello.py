@@ -11,6 +11,7 @@ import numpy as np
 
 from .config import ModelConfig, TrainConfig
 from .engines.numpy import Engine
+from .errors import UserError
 from .sample import generate
 from .text import Vocab
 
@@ -37,6 +38,8 @@ def train_hello(steps: int = 300, hidden_size: int = 16, seed: int = 0):
 
 def run(steps: int = 300, hidden_size: int = 16, seed: int = 0, log=print) -> str:
     """Train, print the per-step table and the generated word; return the generated word."""
+    if steps < 1:
+        raise UserError(f"--steps must be >= 1, got {steps}")
     engine, params, vocab, losses = train_hello(steps, hidden_size, seed)
     order = [vocab.symbols.index(c) for c in "helo"]                   # show columns in the paper's order
     log(f"trained a vanilla RNN (H={hidden_size}) on {WORD!r} for {steps} steps of Adagrad: "

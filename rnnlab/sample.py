@@ -44,7 +44,11 @@ def pick(logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0,
 def encode_prime(vocab, prime: str, unknown: str = "error") -> list:
     """Prime text -> ids. Unseen characters are an error naming them, or dropped with unknown='skip'."""
     if vocab.encoding == "bytes":
-        prime = prime.encode("utf-8")
+        try:    # surrogateescape: a command-line byte that is not UTF-8 comes back as that very byte
+            prime = prime.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError as e:
+            raise UserError(f"the prime has a character that cannot be written as bytes ({e.object[e.start]!r} at "
+                            f"position {e.start}); remove it from --prime") from None
     try:
         return [int(i) for i in vocab.encode(prime, unknown=unknown)] if prime else []
     except UserError as e:
@@ -71,8 +75,10 @@ def generate(engine, params, vocab, prime: str = "", length: int = 200, num_samp
         raise UserError(f"--temperature must be >= 0 (0 = argmax), got {temperature}")
     if top_k < 0 or not 0.0 < top_p <= 1.0:
         raise UserError("--top-k must be >= 0 and --top-p in (0, 1]")
-    if num_samples < 1:
-        raise UserError(f"--num-samples must be >= 1, got {num_samples}")
+    if not 1 <= num_samples <= 1 << 20:
+        raise UserError(f"--num-samples must be in [1, {1 << 20}], got {num_samples}")
+    if seed < 0:
+        raise UserError(f"--seed must be >= 0, got {seed}")
     rng = np.random.default_rng(seed)
     prime_ids = encode_prime(vocab, prime, unknown)
     feed = prime_ids or [default_start(vocab)]
