@@ -96,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a character model on a text file (or the embedded corpus)",
                        description="Train a character-level model with truncated BPTT. Writes latest.safetensors, "
-                                   "best.safetensors and metrics.jsonl to the run directory.")
+                                   "best.safetensors, metrics.jsonl and data.ids (the text as ids, memory-mapped, "
+                                   "a cache) to the run directory. Ctrl-C or SIGTERM checkpoints and exits 130/143; "
+                                   "a second Ctrl-C exits at once.")
     t.add_argument("--out", help="run directory (default: runs/<cell>-<date>-<time>)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped; "
                    "only --max-steps, --max-time, --eval-every, --log-every and --data may change")
