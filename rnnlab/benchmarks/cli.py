@@ -1,0 +1,167 @@
+"""`rnnlab bench`: print the speed tables (or, with --time-to-quality, the validation curve of the recommended
+recipe under a wall-clock budget). rnnlab/cli.py calls add_subcommand(sub) once.
+
+Run it as a user's machine would, without the BLAS settings some CI images export (they halve NumPy's GEMM):
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE rnnlab bench             # full tables, ~15 minutes on 2 cores
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE rnnlab bench --quick     # every table, small, under 2 minutes
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE rnnlab bench --time-to-quality --budget 75
+"""
+from __future__ import annotations
+
+import sys
+
+from ..engines import torch_available
+from ..errors import UserError
+from . import measure, quality, sampling, scaling, training
+
+SECTIONS = ("training", "paper", "sampling", "scaling")
+
+
+def add_subcommand(sub) -> None:
+    from ..cli import _number
+    b = sub.add_parser("bench", help="speed tables: engines vs bare PyTorch and min_char_rnn.py; time to quality",
+                       description="Print benchmark tables, every row measured in this run: training chars/s of "
+                                   "each engine x cell x (H, L, B, T) next to a bare PyTorch loop (with GFLOP/s and "
+                                   "%% of the measured float32 GEMM peak), the paper's configuration next to "
+                                   "min_char_rnn.py, sampling chars/s, and how a step's time and memory grow with "
+                                   "T, H and B. Contenders alternate within rounds and the tables show medians: "
+                                   "on a shared machine trust the ratios more than the absolute numbers. Run as "
+                                   "'env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE rnnlab bench'.")
+    b.add_argument("--quick", action="store_true", help="small sizes and short rounds: every table in under 2 "
+                   "minutes (what CI runs)")
+    b.add_argument("--seconds", type=_number(float), default=None, help="timed seconds per contender per round "
+                   "(default: 3, quick 0.3)")
+    b.add_argument("--rounds", type=_number(int), default=None, help="rounds (default: 3, quick 1)")
+    b.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of tables: {', '.join(SECTIONS)}")
+    b.add_argument("--engines", default="numpy,torch", help="engines to measure (torch only when installed)")
+    b.add_argument("--time-to-quality", action="store_true", help="instead of speed: train --preset shakespeare "
+                   "for --budget seconds and print the validation curve next to reference numbers")
+    b.add_argument("--budget", type=_number(float), default=75.0, help="time-to-quality seconds (default: 75)")
+    b.add_argument("--engine", default="auto", choices=("numpy", "torch", "auto"),
+                   help="time-to-quality engine (default: auto = torch when installed)")
+    b.add_argument("--data", default=None, help="text to train on (default: ../shared/data/tinyshakespeare.txt "
+                   "when present, else the embedded corpus)")
+    b.set_defaults(run=cmd_bench)
+
+
+def _pct(gflops, peak):
+    return f"{gflops:.1f} ({100 * gflops / peak:.0f}%)"
+
+
+def training_table(vocab, ids, engines, has_torch, configs, seconds, rounds, peak):
+    print("\n## Training chars/s (Adam 2e-3, clip-norm 5, float32, one-hot input; GFLOP/s (% of GEMM peak))\n")
+    head = [f"{e} engine" for e in engines] + (["bare PyTorch"] if has_torch else [])
+    print("| cell | H | L | B | T | " + " | ".join(head) + " | " +
+          " | ".join(f"{e} / bare" for e in engines if has_torch) + " | " + " | ".join(f"{h} GFLOP/s" for h in head)
+          + " |")
+    print("|---|---:|---:|---:|---:|" + "---:|" * (len(head) + (len(engines) if has_torch else 0) + len(head)))
+    V = len(vocab)
+    for cell in ("rnn", "lstm", "gru"):
+        for H, L, N, T in configs:
+            c = {f"{e} engine": measure.rate(training.engine_trainer(e, cell, V, H, L, N, T, ids)) for e in engines}
+            if has_torch:
+                c["bare PyTorch"] = measure.rate(training.bare_torch_trainer(cell, V, H, L, N, T, ids))
+            med = measure.alternate(c, seconds, rounds, f"{cell} H={H} L={L} B={N} T={T}")
+            f = measure.flops_per_char(cell, V, H, L)
+            ratios = [f"{med[f'{e} engine'] / med['bare PyTorch']:.2f}x" for e in engines if has_torch]
+            print(f"| {cell} | {H} | {L} | {N} | {T} | " + " | ".join(f"{med[h]:,.0f}" for h in head) + " | " +
+                  " | ".join(ratios) + " | " + " | ".join(_pct(med[h] * f / 1e9, peak) for h in head) + " |",
+                  flush=True)
+
+
+def paper_table(vocab, ids, seconds, rounds):
+    print("\n## The paper's configuration (rnn H=100 T=25 B=1, Adagrad 0.1, clip +-5, float64)\n")
+    ref = training.reference_rate()
+    if ref is None:
+        print("(skipped: needs ../shared/reference/min_char_rnn.py and ../shared/data/tinyshakespeare.txt)")
+        return
+    step = training.engine_trainer("numpy", "rnn", len(vocab), 100, 1, 1, 25, ids, preset="paper")
+    med = measure.alternate({"rnnlab numpy": measure.rate(step), "min_char_rnn.py": ref},
+                            max(seconds, 1.0), rounds, "paper")
+    print("| rnnlab numpy chars/s | min_char_rnn.py chars/s | ratio |\n|---:|---:|---:|")
+    print(f"| {med['rnnlab numpy']:,.0f} | {med['min_char_rnn.py']:,.0f} | "
+          f"{med['rnnlab numpy'] / med['min_char_rnn.py']:.2f}x |", flush=True)
+
+
+def sampling_table(vocab, engines, has_torch, models, ks, seconds, rounds, chunk):
+    print("\n## Sampling chars/s (temperature 1; K samples in one batch; chars/s counts all K)\n")
+    head = [f"{e} engine" for e in engines] + (["bare PyTorch"] if has_torch else [])
+    print("| cell | H | L | K | " + " | ".join(head) + " | best engine / bare |")
+    print("|---|---:|---:|---:|" + "---:|" * (len(head) + 1))
+    for cell, H, L in models:
+        for k in ks:
+            c = {f"{e} engine": measure.rate(sampling.engine_sampler(e, cell, vocab, H, L, k, chunk))
+                 for e in engines}
+            if has_torch:
+                c["bare PyTorch"] = measure.rate(sampling.bare_torch_sampler(cell, len(vocab), H, L, k, chunk))
+            med = measure.alternate(c, seconds, rounds, f"sample {cell} H={H} L={L} K={k}")
+            best = max(med[f"{e} engine"] for e in engines)
+            ratio = f"{best / med['bare PyTorch']:.2f}x" if has_torch else "-"
+            print(f"| {cell} | {H} | {L} | {k} | " + " | ".join(f"{med[h]:,.0f}" for h in head) + f" | {ratio} |",
+                  flush=True)
+
+
+def scaling_table(vocab, engines, base, grid, steps):
+    print(f"\n## Scaling: one LSTM training step around H={base[0]} L={base[1]} B={base[2]} T={base[3]} "
+          f"(numpy MB: peak of NumPy's allocations in one step, tracemalloc)\n")
+    rows = {e: scaling.scaling_rows(e, "lstm", len(vocab), base, grid, steps) for e in engines}
+    first = rows[engines[0]]
+    print("| varied | H | B | T | " + " | ".join(f"{e} ms/step" for e in engines) + " | numpy MB |")
+    print("|---|---:|---:|---:|" + "---:|" * (len(engines) + 1))
+    for i, r in enumerate(first):
+        mb = f"{rows['numpy'][i]['mb']:.1f}" if "numpy" in rows else "-"
+        print(f"| {r['factor']} | {r['H']} | {r['B']} | {r['T']} | " +
+              " | ".join(f"{rows[e][i]['ms']:.1f}" for e in engines) + f" | {mb} |", flush=True)
+
+
+def cmd_bench(args):
+    if args.time_to_quality:
+        return cmd_time_to_quality(args)
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    bad = sorted(set(only) - set(SECTIONS))
+    if bad:
+        raise UserError(f"--only: unknown table(s) {', '.join(bad)}; choose from {', '.join(SECTIONS)}")
+    has_torch = torch_available()
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    if any(e not in ("numpy", "torch") for e in engines) or not engines:
+        raise UserError(f"--engines {args.engines!r}: give a comma list of numpy, torch")
+    engines = [e for e in engines if e != "torch" or has_torch]
+    q = args.quick
+    seconds = args.seconds or (0.3 if q else 3.0)
+    rounds = args.rounds or (1 if q else 3)
+    vocab, ids, _ = measure.corpus(args.data)
+    peak = measure.gemm_peak(1024 if q else 2048)
+    print(f"# rnnlab bench{' --quick' if q else ''}\n\nmachine: {measure.machine()}; V={len(vocab)}; median of "
+          f"{rounds} round(s) x {seconds:g} s per contender, contenders alternating within each round")
+    print("float32 GEMM peak measured now: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()) +
+          " (the % columns use the larger)")
+    top = max(peak.values())
+    if "training" in only:
+        configs = training.CONFIGS[:2] if q else training.CONFIGS
+        training_table(vocab, ids, engines, has_torch, configs, seconds, rounds, top)
+    if "paper" in only:
+        paper_table(vocab, ids, seconds, rounds)
+    if "sampling" in only:
+        models = [("lstm", 128, 1)] if q else [("rnn", 100, 1), ("lstm", 512, 2), ("gru", 512, 2)]
+        sampling_table(vocab, engines, has_torch, models, (1, 32), seconds, rounds, 10 if q else 50)
+    if "scaling" in only:
+        if q:
+            scaling_table(vocab, engines, (64, 1, 8, 32), {"T": [16, 32], "H": [32, 64], "B": [4, 8]}, 1)
+        else:
+            scaling_table(vocab, engines, scaling.BASE, scaling.GRID, 3)
+    print(f"\npeak RSS of this process: {measure.peak_rss_mb():.0f} MB", flush=True)
+    sys.stdout.flush()
+
+
+def cmd_time_to_quality(args):
+    data = args.data or (str(measure.SHAKESPEARE) if measure.SHAKESPEARE.exists() else None)
+    if data is None:
+        raise UserError("--time-to-quality needs a text: pass --data FILE (tinyshakespeare is not at "
+                        "../shared/data/tinyshakespeare.txt)")
+    print(f"# rnnlab bench --time-to-quality --budget {args.budget:g}\n\nmachine: {measure.machine()}\n"
+          f"recipe: rnnlab train --preset shakespeare --engine {args.engine} --max-time {args.budget:g} "
+          f"--data {data}\n", flush=True)
+    curve, steps = quality.run(data, args.budget, args.engine)
+    print("\n".join(quality.report(curve, args.budget)))
+    print(f"\n{steps} steps; peak RSS {measure.peak_rss_mb():.0f} MB", flush=True)
