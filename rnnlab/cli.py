@@ -6,6 +6,7 @@
     rnnlab train --resume DIR [--max-steps N]
     rnnlab sample RUN_OR_CHECKPOINT [--prime TEXT] [--length N] [--temperature T] [...]
     rnnlab eval RUN_OR_CHECKPOINT --data FILE
+    rnnlab bench [--quick] [--time-to-quality --budget S]   speed and time-to-quality tables
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import sys
 import time
 
 from .config import PRESETS, ModelConfig, TrainConfig
+from .benchmarks.cli import add_subcommand as add_bench_command
 from .errors import UserError
 from .train import Interrupted
 
@@ -136,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--unknown", choices=("error", "skip"), default="error",
                    help="characters not in the vocabulary: error (default) or skip them")
     _add_engine(e)
+    add_bench_command(sub)                       # bench: speed tables, time to quality (rnnlab/benchmarks/cli.py)
     return ap
 
 
