@@ -6,6 +6,9 @@
     rnnlab train --resume DIR [--max-steps N]
     rnnlab sample RUN_OR_CHECKPOINT [--prime TEXT] [--length N] [--temperature T] [...]
     rnnlab eval RUN_OR_CHECKPOINT --data FILE
+    rnnlab experiment gradients|memory    the paper's claims (rnnlab/experiments/cli.py), as are viz and plot
+    rnnlab viz RUN_OR_CHECKPOINT --text FILE --out page.html
+    rnnlab plot RUN_DIR
     rnnlab bench [--quick] [--time-to-quality --budget S]   speed and time-to-quality tables
 """
 from __future__ import annotations
@@ -18,6 +21,7 @@ import time
 
 from .config import PRESETS, ModelConfig, TrainConfig
 from .benchmarks.cli import add_subcommand as add_bench_command
+from .experiments.cli import add_subcommands as add_experiment_commands
 from .errors import UserError
 from .train import Interrupted
 
@@ -139,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="characters not in the vocabulary: error (default) or skip them")
     _add_engine(e)
     add_bench_command(sub)                       # bench: speed tables, time to quality (rnnlab/benchmarks/cli.py)
+    add_experiment_commands(sub)                 # experiment gradients|memory, viz, plot: rnnlab/experiments/cli.py
     return ap
 
 
@@ -222,7 +227,7 @@ COMMANDS = {"hello": cmd_hello, "train": cmd_train, "sample": cmd_sample, "eval"
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        COMMANDS[args.command](args)
+        (COMMANDS.get(args.command) or args.run)(args)   # subcommands added elsewhere set `run`
     except UserError as e:
         sys.stdout.flush()
         sys.stderr.write(f"error: {e}\n")
