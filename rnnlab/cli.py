@@ -22,6 +22,8 @@ import time
 from .config import PRESETS, ModelConfig, TrainConfig
 from .benchmarks.cli import add_subcommand as add_bench_command
 from .experiments.cli import add_subcommands as add_experiment_commands
+from .tasks.cli import add_subcommands as add_task_commands
+from .tasks.cli_conditional import add_condition_flags, sample_conditional, train_conditional
 from .errors import UserError
 from .train import Interrupted
 
@@ -144,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine(e)
     add_bench_command(sub)                       # bench: speed tables, time to quality (rnnlab/benchmarks/cli.py)
     add_experiment_commands(sub)                 # experiment gradients|memory, viz, plot: rnnlab/experiments/cli.py
+    add_task_commands(sub)                       # classify, predict, seq2seq, synth, speakers: rnnlab/tasks/cli.py
+    add_condition_flags(t, s)                    # train --condition-column, sample --condition (one-to-many)
     return ap
 
 
@@ -157,6 +161,8 @@ def _configs(args):
 
 def cmd_train(args):
     from .train import train
+    if train_conditional(args):                  # --condition-column: rnnlab/tasks/conditional.py
+        return
     if args.resume:
         names = {f.name for c in (ModelConfig, TrainConfig) for f in dataclasses.fields(c)}
         fixed = sorted(n for n in names if getattr(args, n, None) is not None and n not in RESUME_OVERRIDES)
@@ -184,6 +190,8 @@ def _load(path, which, engine_name):
 
 def cmd_sample(args):
     from .sample import generate
+    if sample_conditional(args):                 # --condition: rnnlab/tasks/conditional.py
+        return
     snap, engine, params = _load(args.path, args.which, args.engine)
     stream = args.num_samples == 1
     out = sys.stdout

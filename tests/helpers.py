@@ -1,4 +1,5 @@
 """Small shared helpers for the tests: running the CLI as a user would, and finding the shared data."""
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -40,3 +41,17 @@ def shakespeare(n_chars=None) -> str:
         pytest.skip("../shared/data/tinyshakespeare.txt is not present")
     text = SHAKESPEARE.read_text(encoding="utf-8")
     return text[:n_chars] if n_chars else text
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """Run NumPy's BLAS on one thread (when threadpoolctl is installed). The task tests multiply many small
+    matrices, where one thread is fastest, and on two shared cores a second BLAS thread that spins waiting for a
+    busy core made them 10-30x slower."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

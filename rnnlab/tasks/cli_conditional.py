@@ -1,0 +1,89 @@
+"""`rnnlab train --condition-column` and `rnnlab sample --condition`: the core's train and sample commands hand
+over to rnnlab/tasks/conditional.py here when a table's label column is named or a conditional model is read.
+
+rnnlab/cli.py adds the flags with add_condition_flags(train_parser, sample_parser) and asks train_conditional(args)
+/ sample_conditional(args) first; each returns False when the command is not conditional, leaving it to the core.
+"""
+from __future__ import annotations
+
+import sys
+
+from ..errors import UserError
+from .cli import _need_data, _progress, _resume_overrides, _run_dir
+
+
+def add_condition_flags(train_parser, sample_parser):
+    """--condition-column/--text-column/--delimiter for `rnnlab train`, --condition for `rnnlab sample`."""
+    g = train_parser.add_argument_group("one-to-many: conditional generation (a label picks the initial state)")
+    g.add_argument("--condition-column", metavar="COLUMN", help="train on a CSV/TSV (--data): each row's text is "
+                   "one line, generated from a learned initial state for the row's label in COLUMN")
+    g.add_argument("--text-column", metavar="COLUMN", help="column with the text (default: the other column of "
+                   "a two-column table)")
+    g.add_argument("--delimiter", help="field delimiter, one character or 'tab' (default: from the file name)")
+    sample_parser.add_argument("--condition", metavar="LABEL", help="a model trained with --condition-column: "
+                               "write as LABEL (every line starts from LABEL's learned state)")
+
+
+def _numpy_only(args):
+    if getattr(args, "engine", "numpy") == "torch":
+        raise UserError("conditional models run on the NumPy engine only; drop --engine torch")
+
+
+def train_conditional(args) -> bool:
+    """`rnnlab train --condition-column` (or --resume of such a run): train here and return True; else False."""
+    from . import store
+    resuming = args.resume and store.task_of(args.resume) == "conditional"
+    if not (args.condition_column or resuming):
+        if args.text_column or args.delimiter:
+            raise UserError("--text-column and --delimiter are for tables: add --condition-column COLUMN")
+        return False
+    from .conditional import train
+    from ..cli import _configs as core_configs
+    _numpy_only(args)
+    if args.resume:
+        if args.condition_column or args.text_column or args.delimiter:
+            raise UserError("--condition-column, --text-column and --delimiter cannot change when resuming")
+        train(None, None, {}, args.resume, resume=True, overrides=_resume_overrides(args), progress=_progress(args))
+        out = args.resume
+    else:
+        mcfg, tcfg = core_configs(args)
+        _need_data(tcfg)
+        if tcfg.encoding != "utf-8":
+            raise UserError("--condition-column reads a UTF-8 table; drop --encoding bytes")
+        out = _run_dir(args, "conditional", mcfg)
+        train(mcfg, tcfg, {"condition_column": args.condition_column, "text_column": args.text_column,
+                           "delimiter": args.delimiter}, out, progress=_progress(args))
+    print(f"done; sample with: rnnlab sample {out} --condition LABEL")
+    return True
+
+
+def sample_conditional(args) -> bool:
+    """`rnnlab sample --condition LABEL` (or any sample from a conditional model): sample here and return True."""
+    from . import conditional, store
+    if args.condition is None:
+        if store.task_of(args.path) == "conditional":
+            run = store.load(args.path, "conditional", conditional.shapes, args.which)
+            labels = run.info["labels"]
+            raise UserError(f"this model writes as one of {len(labels)} labels; choose one with --condition "
+                            f"(e.g. --condition {labels[0]!r})")
+        return False
+    _numpy_only(args)
+    task = store.task_of(args.path)
+    if task not in ("conditional", None):
+        raise UserError(f"--condition needs a model trained with --condition-column; {args.path} holds a "
+                        f"{'character-model' if task == 'lm' else task} checkpoint: drop --condition")
+    run = store.load(args.path, "conditional", conditional.shapes, args.which)
+    stream = args.num_samples == 1
+
+    def on_text(k, s):
+        sys.stdout.write(s)
+        sys.stdout.flush()
+    texts = conditional.generate(run.params, run.mcfg, run.vocab, run.info["labels"], args.condition, args.prime,
+                                 args.length, args.num_samples, args.seed, args.temperature, args.top_k, args.top_p,
+                                 args.argmax, args.unknown, on_text if stream else None)
+    if stream:
+        sys.stdout.write("\n")
+    else:
+        for k, text in enumerate(texts):
+            sys.stdout.write(f"--- sample {k + 1} ---\n{text}\n")
+    return True
