@@ -133,6 +133,22 @@ def loss_and_grads(params: dict, cfg, ids, targets, state, rng=None):
 
 
 def step(params: dict, cfg, ids: np.ndarray, state: tuple):
-    """One time step for K sequences at once (sampling): ids (K,) -> logits (K, V), new state."""
-    logits, new_state, _ = forward(params, cfg, ids[:, None], state)
-    return logits[:, 0], new_state
+    """One time step for K sequences at once (sampling): ids (K,) -> logits (K, V), new state.
+
+    The same maths as forward() with T = 1, through each cell's readable step_forward: forward's fused sequence
+    set-up (a transposed copy of W_ih, W_hh rescaled for the one-tanh trick, T-sized buffers) is paid once per
+    call and amortised over T steps, but sampling calls with T = 1 for every character, where that set-up cost
+    several times the step itself. Here a step is one gather and one GEMM per weight matrix, nothing copied."""
+    cell = CELLS[cfg.cell]
+    x = params["encoder.weight"][ids] if cfg.embed_dim else None       # (K, D), or None: one-hot ids
+    new_state = []
+    for k in range(cfg.num_layers):
+        p = layer_params(params, k)
+        xw = p["weight_ih"].T[ids] if x is None else x @ p["weight_ih"].T   # (K, G*H): columns of W_ih, or GEMM
+        xw += p["bias_ih"]
+        s, _ = cell.step_forward(xw, tuple(st[k] for st in state), p["weight_hh"], p["bias_hh"])
+        new_state.append(s)
+        x = s[0]                                                          # (K, H)
+    logits = x @ params["decoder.weight"].T                              # (K, V)
+    logits += params["decoder.bias"]
+    return logits, tuple(np.stack([s[i] for s in new_state]) for i in range(cell.STATE_SIZE))   # each (L, K, H)
