@@ -114,6 +114,11 @@ PRESETS = {
     "paper": dict(cell="rnn", hidden_size=100, num_layers=1, embed_dim=0, dropout=0.0, batch_size=1, seq_len=25,
                   optimizer="adagrad", lr=0.1, clip_value=5.0, clip_norm=0.0, schedule="constant",
                   dtype="float64"),
+    # The recommended CPU recipe for tinyshakespeare-sized text (about 1 MB), with --engine torch; measured by
+    # `rnnlab bench --time-to-quality` (bench/RESULTS.md).
+    "shakespeare": dict(cell="lstm", hidden_size=512, num_layers=1, embed_dim=0, dropout=0.0, batch_size=32,
+                        seq_len=64, optimizer="adam", lr=2e-3, clip_value=0.0, clip_norm=5.0, schedule="constant",
+                        dtype="float32", eval_every=100),
 }
 
 
