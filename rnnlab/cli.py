@@ -84,9 +84,21 @@ def _add_config_flags(p, cls, skip=()):
                        help=f"{HELP[f.name]} (default: {f.default!r})")
 
 
-def _add_engine(p):
+def _add_engine(p, train=False):
     p.add_argument("--engine", default="numpy", choices=("numpy", "torch", "auto"),
                    help="numpy (exact, readable), torch (fast; pip install 'rnnlab[torch]'), auto (default: numpy)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                   help="torch engine: where to compute; auto = cuda, else mps, else cpu (default: auto)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                   help="torch engine: fp32, or bf16 autocast (CUDA only; weights stay float32) (default: fp32)")
+    if train:
+        p.add_argument("--ddp-timeout", type=_number(float), default=None, metavar="SECONDS",
+                       help="under torchrun: stop with an error when another process is gone or silent this long "
+                            "(default: 60 with gloo on CPUs, 600 with nccl on GPUs)")
+
+
+def _engine_options(args) -> dict:
+    return {"device": args.device, "precision": args.precision, "ddp_timeout": getattr(args, "ddp_timeout", None)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "Adagrad lr 0.1, clip +-5, float64; shakespeare: the recommended CPU recipe for ~1 MB of text "
                    "(lstm H=512, N=32, T=64, Adam 2e-3, clip-norm 5; use with --engine torch)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_engine(t)
+    _add_engine(t, train=True)
     _add_config_flags(t, ModelConfig, skip=("vocab_size",))
     _add_config_flags(t, TrainConfig)
 
@@ -174,18 +186,20 @@ def cmd_train(args):
                             f"only {', '.join('--' + n.replace('_', '-') for n in RESUME_OVERRIDES)} may")
         overrides = {n: getattr(args, n) for n in RESUME_OVERRIDES if getattr(args, n) is not None}
         train(None, None, args.resume, args.engine, resume=True, overrides=overrides,
+              engine_options=_engine_options(args),
               progress=False if args.no_progress else None)
         return
     mcfg, tcfg = _configs(args)
     out = args.out or f"runs/{mcfg.cell}-{time.strftime('%Y%m%d-%H%M%S')}"
-    train(mcfg, tcfg, out, args.engine, progress=False if args.no_progress else None)
+    train(mcfg, tcfg, out, args.engine, progress=False if args.no_progress else None,
+          engine_options=_engine_options(args))
 
 
-def _load(path, which, engine_name):
+def _load(path, which, engine_name, engine_options=None):
     from . import checkpoint, snapshot
     from .engines import make_engine
     snap = snapshot.load(checkpoint.resolve(path, which))
-    engine = make_engine(engine_name, snap.mcfg, snap.tcfg)
+    engine = make_engine(engine_name, snap.mcfg, snap.tcfg, **(engine_options or {}))
     return snap, engine, engine.load_params(snap.params)
 
 
@@ -193,7 +207,7 @@ def cmd_sample(args):
     from .sample import generate
     if sample_conditional(args):                 # --condition: rnnlab/tasks/conditional.py
         return
-    snap, engine, params = _load(args.path, args.which, args.engine)
+    snap, engine, params = _load(args.path, args.which, args.engine, _engine_options(args))
     stream = args.num_samples == 1
     out = sys.stdout
 
@@ -213,7 +227,7 @@ def cmd_sample(args):
 def cmd_eval(args):
     from .text import read_text
     from .train import evaluate_ids
-    snap, engine, params = _load(args.path, args.which, args.engine)
+    snap, engine, params = _load(args.path, args.which, args.engine, _engine_options(args))
     data = read_text(args.data, snap.vocab.encoding)
     ids = snap.vocab.encode(data, unknown=args.unknown)
     if len(ids) < 2:

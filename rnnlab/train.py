@@ -9,11 +9,14 @@ parameters, optimiser state, carried hidden state and dropout RNG come back from
 """
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,7 +24,7 @@ import numpy as np
 
 from . import schedule, snapshot, text
 from .config import ModelConfig, TrainConfig, replace
-from .engines import make_engine
+from .engines import make_engine, process_rank
 from .errors import UserError
 
 LN2 = math.log(2.0)
@@ -162,24 +165,33 @@ def _truncate_metrics(path: Path, step: int) -> None:
     os.replace(tmp, path)
 
 
+def _quiet(*args, **kwargs):
+    pass
+
+
 def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_name: str = "numpy",
           resume: bool = False, overrides: dict | None = None, progress: bool | None = None, log=print,
-          stop_at: int | None = None) -> dict:
+          stop_at: int | None = None, engine_options: dict | None = None) -> dict:
     """Train a model into run directory `out_dir`; with resume=True continue the run found there.
 
     `overrides` (resume only) may change the budget: max_steps, max_time, eval_every, log_every, data.
     `stop_at` ends this invocation after that step with a checkpoint, as an interruption would, without touching
     the config (the schedule still runs to max_steps): the way tests pause a run to resume it.
+    `engine_options` go to make_engine (the torch engine's device, precision, ddp_timeout). Under torchrun every
+    process runs this loop in step; only rank 0 writes to `out_dir`, logs and draws the progress bar.
     Returns a summary dict (step, last train loss, best val loss, paths)."""
     out = Path(out_dir)
     latest, best = out / "latest.safetensors", out / "best.safetensors"
+    main = process_rank() == 0
+    if not main:
+        log = _quiet
     if resume:
         if not latest.exists():
             raise UserError(f"nothing to resume in {out}: no latest.safetensors there; start a run with --out {out}")
         snap = snapshot.load(latest)
         snapshot.check_resumable(snap, latest)
         mcfg, tcfg = snap.mcfg, replace(snap.tcfg, **(overrides or {}))
-        for stale in out.glob(".*.tmp-*"):    # temp files of a killed run (checkpoint, data.ids): never complete
+        for stale in out.glob(".*.tmp-*") if main else ():   # temp files of a killed run: never complete
             stale.unlink(missing_ok=True)
     else:
         if latest.exists() or best.exists():
@@ -187,25 +199,31 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
                             f"or choose a new --out")
         snap = None
 
-    ids, vocab, source = load_corpus(tcfg, out, snap.vocab if snap is not None else None)
+    data_dir = out                      # under torchrun the other ranks keep their encoded text out of the run dir
+    if not main:
+        data_dir = Path(tempfile.mkdtemp(prefix=f"rnnlab-rank{process_rank()}-"))
+        atexit.register(shutil.rmtree, data_dir, True)
+    ids, vocab, source = load_corpus(tcfg, data_dir, snap.vocab if snap is not None else None)
     train_ids, val_ids = text.split(ids, tcfg.val_frac)
     streams = text.Streams(train_ids, tcfg.batch_size, tcfg.seq_len)
     val_streams = _val_streams(val_ids, tcfg)
     mcfg = replace(mcfg, vocab_size=len(vocab))
-    engine = make_engine(engine_name, mcfg, tcfg)
+    engine = make_engine(engine_name, mcfg, tcfg, **(engine_options or {}))
 
     if snap is None:
         params = engine.init_params(tcfg.seed)
         opt_state, state = engine.init_opt_state(params), engine.zero_state(tcfg.batch_size)
         step, best_val = 0, None
         rng = np.random.default_rng(tcfg.seed + 1)
-        out.mkdir(parents=True, exist_ok=True)
+        if main:
+            out.mkdir(parents=True, exist_ok=True)
     else:
         params, opt_state = engine.load_params(snap.params), engine.load_opt_state(snap.opt_state)
         state, step, best_val = engine.load_state(snap.state), snap.step, snap.best_val
         rng = np.random.default_rng()
         rng.bit_generator.state = snap.rng_state
-        _truncate_metrics(out / "metrics.jsonl", step)
+        if main:
+            _truncate_metrics(out / "metrics.jsonl", step)
 
     n_params = sum(int(np.prod(p.shape)) for p in params.values())
     log(f"rnnlab train: engine {engine.name} ({engine.device}, {tcfg.dtype}) | {mcfg.cell} H={mcfg.hidden_size} "
@@ -214,6 +232,8 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
         f"{'resuming at step %d, ' % step if snap else ''}run dir {out}")
 
     def save_checkpoint(path, metrics):
+        if not main:                       # parameters and state are the same on every rank: rank 0 writes them
+            return
         extra = {"engine": engine.name, "data": {"source": source, "chars": int(len(ids))}, "metrics": metrics}
         try:
             snapshot.save(path, snapshot.Snapshot(mcfg, tcfg, vocab, engine.export(params), engine.export(opt_state),
@@ -225,7 +245,8 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
                             f"{latest if latest.exists() else 'none yet'}") from None
 
     from tqdm import tqdm
-    bar = tqdm(total=tcfg.max_steps, initial=step, disable=(not progress) if progress is not None else None,
+    bar = tqdm(total=tcfg.max_steps, initial=step, disable=(not progress or not main) if progress is not None
+               else (None if main else True),
                dynamic_ncols=True, unit="step", file=sys.stderr)
     pending, bad_run, last = [], 0, {}
     chars_per_step = tcfg.batch_size * tcfg.seq_len
@@ -247,7 +268,8 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
                 pending.append({"step": step, "skipped": True, "loss": None, "grad_norm": None})
                 log(f"step {step}: non-finite loss or gradient; update skipped ({bad_run} in a row)")
                 if bad_run >= tcfg.max_bad_steps:
-                    _append_jsonl(out / "metrics.jsonl", pending)
+                    if main:
+                        _append_jsonl(out / "metrics.jsonl", pending)
                     raise UserError(f"training diverged: {bad_run} non-finite steps in a row at step {step}; the "
                                     f"learning rate ({lr:g}) is likely too high: lower --lr or set --clip-norm. "
                                     f"Last good checkpoint: {latest if latest.exists() else 'none yet'}")
@@ -263,6 +285,9 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
                 bar.set_postfix(loss=f"{m['loss']:.3f}", val=f"{best_val:.3f}" if best_val else "-",
                                 cps=f"{cps:,.0f}", refresh=False)
             out_of_time = (tcfg.max_time and time.perf_counter() - t0 >= tcfg.max_time) or step == stop_at
+            if engine.world_size > 1:        # all processes stop at the same step, or the others wait for them
+                out_of_time, caught = engine.max_over_ranks(bool(out_of_time), sig.caught)
+                sig.caught = sig.caught or caught
             if step % tcfg.eval_every == 0 or step == tcfg.max_steps or out_of_time or sig.caught:
                 row = {"step": step, "time": round(time.perf_counter() - t0, 3)}
                 if val_streams is not None:
@@ -270,15 +295,16 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
                     row.update(val_loss=val, val_bpc=val / LN2)
                     improved = math.isfinite(val) and (best_val is None or val < best_val)
                     best_val = val if improved else best_val
-                    bar.write(f"step {step}: train {m['loss']:.4f}  val {val:.4f} nats/char ({val / LN2:.3f} bpc)"
-                              f"{'  (best)' if improved else ''}")
+                    (bar.write if main else _quiet)(f"step {step}: train {m['loss']:.4f}  val {val:.4f} nats/char "
+                                                    f"({val / LN2:.3f} bpc){'  (best)' if improved else ''}")
                 else:
                     improved = True
                 pending.append(row)
                 save_checkpoint(latest, last)
                 if improved:
                     save_checkpoint(best, last)
-                _append_jsonl(out / "metrics.jsonl", pending)
+                if main:
+                    _append_jsonl(out / "metrics.jsonl", pending)
                 pending = []
                 if sig.caught:
                     bar.close()
@@ -287,7 +313,8 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
                 if out_of_time:
                     break
     bar.close()
-    _append_jsonl(out / "metrics.jsonl", pending)
+    if main:
+        _append_jsonl(out / "metrics.jsonl", pending)
     log(f"done: step {step}, train loss {last.get('loss', float('nan')):.4f}"
         f"{', best val %.4f nats/char' % best_val if best_val is not None else ''}; "
         f"sample with: rnnlab sample {out}")

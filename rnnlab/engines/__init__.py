@@ -5,6 +5,8 @@ chooses between them.
 """
 from __future__ import annotations
 
+import os
+
 from ..errors import UserError
 
 ENGINES = ("numpy", "torch", "auto")
@@ -18,11 +20,23 @@ def torch_available() -> bool:
     return True
 
 
+def process_rank() -> int:
+    """This process's rank in a run started by torchrun (RANK, when WORLD_SIZE > 1), else 0."""
+    return int(os.environ.get("RANK", "0") or 0) if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 else 0
+
+
 def make_engine(name: str, mcfg, tcfg, **torch_options):
     """Build the engine called `name` ("numpy", "torch" or "auto": torch when importable, else numpy)."""
     if name == "auto":
         name = "torch" if torch_available() else "numpy"
     if name == "numpy":
+        device, precision = torch_options.get("device") or "auto", torch_options.get("precision") or "fp32"
+        if device not in ("auto", "cpu") or precision != "fp32":
+            raise UserError(f"--device {device} --precision {precision} need --engine torch; the NumPy engine runs "
+                            f"on the CPU in fp32/fp64 only")
+        if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+            raise UserError("torchrun started several processes but the NumPy engine cannot train distributed; "
+                            "use --engine torch (or run one process without torchrun)")
         from .numpy import Engine
         return Engine(mcfg, tcfg)
     if name == "torch":

@@ -10,8 +10,12 @@ The engine interface (the same for every engine, so the training loop, checkpoin
     train_step(params, opt_state, x, y, state, lr, rng) -> (metrics, state)     updates params/opt_state in place
     evaluate(params, x, y, state) -> (summed loss in nats, state)
     step(params, ids, state) -> (logits (K, V) float64, state)                   one time step, for sampling
+    rank, world_size, max_over_ranks(*ints) -> ints    this process's place in a distributed (torchrun) run and
+                                                   the maximum of some ints over its processes; 0, 1 and the ints
+                                                   themselves here (only the torch engine trains distributed)
 
-Arrays that cross the interface are NumPy, whatever the engine computes with.
+Arrays that cross the interface are NumPy, whatever the engine computes with. `params` and `opt_state` are the
+engine's own objects (here dicts of arrays): callers only hand them back to the engine or to export().
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ class Engine:
     """NumPy engine for one (ModelConfig, TrainConfig) pair. Holds only the configs; all state is passed in."""
     name = "numpy"
     device = "cpu"
+    rank, world_size = 0, 1
 
     def __init__(self, mcfg, tcfg):
         self.mcfg, self.tcfg = mcfg, tcfg
@@ -82,3 +87,6 @@ class Engine:
     def step(self, params, ids, state):
         logits, state = model.step(params, self.mcfg, np.asarray(ids), state)
         return logits.astype(np.float64), state
+
+    def max_over_ranks(self, *values):
+        return tuple(int(v) for v in values)
