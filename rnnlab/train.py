@@ -251,7 +251,7 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
     pending, bad_run, last = [], 0, {}
     chars_per_step = tcfg.batch_size * tcfg.seq_len
     t0 = time.perf_counter()
-    t_win, step_win = t0, step
+    t_win, step_win, start_step = t0, step, step
     with _Signals() as sig:
         while step < tcfg.max_steps:
             b = step % streams.num_batches
@@ -315,7 +315,7 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
     bar.close()
     if main:
         _append_jsonl(out / "metrics.jsonl", pending)
-    log(f"done: step {step}, train loss {last.get('loss', float('nan')):.4f}"
+    log(f"done: step {step}, train loss {m['loss'] if step > start_step else float('nan'):.4f}"
         f"{', best val %.4f nats/char' % best_val if best_val is not None else ''}; "
         f"sample with: rnnlab sample {out}")
     return {"step": step, "loss": last.get("loss"), "best_val": best_val, "latest": str(latest), "best": str(best)}
