@@ -73,15 +73,19 @@ def _number(kind):
     return parse
 
 
-def _add_config_flags(p, cls, skip=()):
-    g = p.add_argument_group(f"{cls.__name__} (defaults shown; --preset applies first)")
+def _add_config_flags(p, cls, skip=(), defaults=None, helps=None, title="defaults shown; --preset applies first"):
+    """One --flag per field of config dataclass `cls` (hidden_size -> --hidden-size), default None so that only
+    explicit flags override; `defaults` and `helps` replace the shown default and help text of some fields."""
+    defaults, helps = defaults or {}, helps or {}
+    g = p.add_argument_group(f"{cls.__name__} ({title})")
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         kind = {"int": int, "float": float}.get(f.type)
+        text = helps.get(f.name, HELP[f.name])
+        shown = text if f.name == "data" else f"{text} (default: {defaults.get(f.name, f.default)!r})"
         g.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None, metavar=f.name.upper(),
-                       type=_number(kind) if kind else str, choices=CHOICES.get(f.name),
-                       help=f"{HELP[f.name]} (default: {f.default!r})")
+                       type=_number(kind) if kind else str, choices=CHOICES.get(f.name), help=shown)
 
 
 def _add_engine(p, train=False):
@@ -165,10 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _configs(args):
-    explicit = {k: v for k, v in vars(args).items() if v is not None}
-    values = dict(PRESETS.get(args.preset or "", {}))
-    values.update(explicit)
+def _configs(args, base=None):
+    """(ModelConfig, TrainConfig) from `base` values (a preset's, or a task's defaults) overridden by every flag
+    given explicitly."""
+    values = dict(PRESETS.get(getattr(args, "preset", None) or "", {}) if base is None else base)
+    values.update({k: v for k, v in vars(args).items() if v is not None})
     pick = lambda cls: {f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values}  # noqa: E731
     return ModelConfig(**pick(ModelConfig)), TrainConfig(**pick(TrainConfig))
 

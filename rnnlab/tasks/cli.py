@@ -34,22 +34,12 @@ HELP = {"data": "CSV or TSV table to train on (required)", "batch_size": "sequen
 
 
 def _config_flags(p, cls, defaults, core):
-    g = p.add_argument_group(f"{cls.__name__} (defaults shown)")
-    for f in dataclasses.fields(cls):
-        if f.name in SKIP:
-            continue
-        kind = {"int": int, "float": float}.get(f.type)
-        g.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None, metavar=f.name.upper(),
-                       type=core._number(kind) if kind else str, choices=core.CHOICES.get(f.name),
-                       help=HELP.get(f.name, core.HELP[f.name]) if f.name == "data" else
-                       f"{HELP.get(f.name, core.HELP[f.name])} (default: {defaults.get(f.name, f.default)!r})")
+    core._add_config_flags(p, cls, skip=SKIP, defaults=defaults, helps=HELP, title="defaults shown")
 
 
 def _configs(args, task):
-    values = dict(DEFAULTS[task])
-    values.update({k: v for k, v in vars(args).items() if v is not None})
-    pick = lambda cls: {f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values}  # noqa: E731
-    return ModelConfig(**pick(ModelConfig)), TrainConfig(**pick(TrainConfig))
+    from ..cli import _configs as core_configs
+    return core_configs(args, DEFAULTS[task])
 
 
 def _resume_overrides(args) -> dict:
