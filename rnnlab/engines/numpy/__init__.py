@@ -23,11 +23,12 @@ import math
 
 import numpy as np
 
-from . import model, optim
+from . import heap, model, optim
 
 
 class Engine:
-    """NumPy engine for one (ModelConfig, TrainConfig) pair. Holds only the configs; all state is passed in."""
+    """NumPy engine for one (ModelConfig, TrainConfig) pair. Holds the configs and one cache of weights prepared
+    for sampling (see step); all state is passed in."""
     name = "numpy"
     device = "cpu"
     rank, world_size = 0, 1
@@ -35,6 +36,8 @@ class Engine:
     def __init__(self, mcfg, tcfg):
         self.mcfg, self.tcfg = mcfg, tcfg
         self.dtype = np.dtype(tcfg.dtype)
+        self._step_cache = None      # (params, prepared weights) for step(); see there
+        heap.keep_freed_memory()     # reuse each step's large freed arrays instead of faulting pages back in
 
     @property
     def state_names(self) -> tuple:
@@ -68,6 +71,7 @@ class Engine:
     def train_step(self, params, opt_state, x, y, state, lr, rng):
         """One step of truncated BPTT. A non-finite loss or gradient skips the update (params untouched).
         Overflow is caught by that check, so NumPy's overflow warnings would only be noise on stderr."""
+        self._step_cache = None      # params change in place below: step() must prepare them again
         with np.errstate(over="ignore", invalid="ignore"):
             loss, grads, state = model.loss_and_grads(params, self.mcfg, x, y, state, rng)
             norm = optim.global_norm(grads)
@@ -85,7 +89,18 @@ class Engine:
         return loss, state
 
     def step(self, params, ids, state):
-        logits, state = model.step(params, self.mcfg, np.asarray(ids), state)
+        """One step for sampling. An LSTM goes through model.lstm_step with weights rearranged once by
+        model.prepare_lstm_step and cached here, keyed on the identity of `params` (the dict object itself, held
+        so its id cannot be reused). train_step, the one engine call that changes params in place, drops the
+        cache; code that edits a params dict by hand between step calls must hand over a new dict (or call
+        `self._step_cache = None`). Other cells use model.step, which prepares nothing."""
+        ids = np.asarray(ids)
+        if self.mcfg.cell != "lstm":
+            logits, state = model.step(params, self.mcfg, ids, state)
+        else:
+            if self._step_cache is None or self._step_cache[0] is not params:
+                self._step_cache = (params, model.prepare_lstm_step(params, self.mcfg))
+            logits, state = model.lstm_step(params, self._step_cache[1], self.mcfg, ids, state)
         return logits.astype(np.float64), state
 
     def max_over_ranks(self, *values):

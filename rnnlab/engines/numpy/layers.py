@@ -58,11 +58,10 @@ def input_projection(x, w_ih, b_ih):
         x = np.asarray(x)
         if x.size and (x.min() < 0 or x.max() >= w_ih.shape[1]):
             raise ValueError(f"token ids must lie in [0, {w_ih.shape[1]}), got [{x.min()}, {x.max()}]")
-        xw = np.take(np.ascontiguousarray(w_ih.T), x, axis=0)  # (N, T, G*H): column x[n, t] of w_ih
-    else:
-        x = np.asarray(x, dtype=w_ih.dtype)
-        N, T, D = x.shape
-        xw = (x.reshape(N * T, D) @ w_ih.T).reshape(N, T, w_ih.shape[0])  # (N, T, G*H)
+        return np.take(w_ih.T + b_ih, x, axis=0)            # (N, T, G*H): column x[n, t] of w_ih, plus b_ih
+    x = np.asarray(x, dtype=w_ih.dtype)
+    N, T, D = x.shape
+    xw = (x.reshape(N * T, D) @ w_ih.T).reshape(N, T, w_ih.shape[0])  # (N, T, G*H)
     xw += b_ih
     return xw
 
