@@ -36,6 +36,17 @@ def tree_digest(path: Path) -> dict:
             for p in sorted(path.rglob("*")) if p.is_file()}
 
 
+WORDS = ("the ", "cat ", "sat ", "on ", "a ", "mat. ", "and ", "dog ", "ran\n")
+
+
+def word_corpus(tmp_path, n_words=1500, words=WORDS) -> Path:
+    """A small seeded text of random words at tmp_path/corpus.txt, for training tests that need no real data."""
+    import numpy as np
+    p = tmp_path / "corpus.txt"
+    p.write_text("".join(np.random.default_rng(0).choice(list(words), size=n_words)), encoding="utf-8")
+    return p
+
+
 def shakespeare(n_chars=None) -> str:
     if not SHAKESPEARE.exists():
         pytest.skip("../shared/data/tinyshakespeare.txt is not present")

@@ -18,7 +18,7 @@ if not torch.distributed.is_available():
 import numpy as np  # noqa: E402
 
 import ddp_worker  # noqa: E402
-from helpers import ROOT, assert_user_error  # noqa: E402
+from helpers import ROOT, assert_user_error, word_corpus  # noqa: E402
 from rnnlab import snapshot  # noqa: E402
 from rnnlab.config import ModelConfig, TrainConfig  # noqa: E402
 from rnnlab.engines import make_engine  # noqa: E402
@@ -66,11 +66,7 @@ def test_two_ranks_end_identical_and_equal_one_process(tmp_path):
 
 
 def corpus(tmp_path):
-    rng = np.random.default_rng(0)
-    words = ["the ", "cat ", "sat ", "on ", "a ", "mat. ", "and ", "dog ", "ran\n"]
-    p = tmp_path / "corpus.txt"
-    p.write_text("".join(rng.choice(words, size=1500)), encoding="utf-8")
-    return p
+    return word_corpus(tmp_path)
 
 
 def test_torchrun_cli_writes_once_and_resumes_with_another_process_count(tmp_path):

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from helpers import assert_user_error, rnnlab, tree_digest
+from helpers import assert_user_error, rnnlab, tree_digest, word_corpus
 from rnnlab import cli, snapshot
 from rnnlab.config import ModelConfig, TrainConfig
 from rnnlab.engines.numpy import model
@@ -23,10 +23,7 @@ def quiet(*a, **k):
 
 
 def corpus(tmp_path):
-    rng = np.random.default_rng(0)
-    p = tmp_path / "corpus.txt"
-    p.write_text("".join(rng.choice(["the ", "cat ", "sat ", "on ", "a ", "mat.\n"], size=800)), encoding="utf-8")
-    return p
+    return word_corpus(tmp_path, 800, ("the ", "cat ", "sat ", "on ", "a ", "mat.\n"))
 
 
 def tcfg(data, **kw):

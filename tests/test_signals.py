@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from helpers import ROOT, rnnlab, tree_digest
+from helpers import ROOT, rnnlab, tree_digest, word_corpus
 from rnnlab import snapshot
 
 MODEL = ("--cell", "lstm", "--hidden-size", 16, "--num-layers", 2, "--dropout", 0.2, "--batch-size", 4,
@@ -66,11 +66,7 @@ class Proc:
 
 
 def corpus(tmp_path):
-    rng = np.random.default_rng(0)
-    words = ["the ", "cat ", "sat ", "on ", "a ", "mat. ", "and ", "dog ", "ran\n"]
-    p = tmp_path / "corpus.txt"
-    p.write_text("".join(rng.choice(words, size=1500)), encoding="utf-8")
-    return p
+    return word_corpus(tmp_path)
 
 
 def params_equal(a, b):

@@ -6,6 +6,7 @@ torch = pytest.importorskip("torch")
 
 import numpy as np  # noqa: E402
 
+from helpers import word_corpus  # noqa: E402
 from rnnlab import snapshot  # noqa: E402
 from rnnlab.cli import main  # noqa: E402
 from rnnlab.config import ModelConfig, TrainConfig  # noqa: E402
@@ -139,11 +140,7 @@ def test_a_non_finite_loss_skips_the_update():
 
 
 def corpus(tmp_path):
-    rng = np.random.default_rng(0)
-    words = ["the ", "cat ", "sat ", "on ", "a ", "mat. ", "and ", "dog ", "ran\n"]
-    p = tmp_path / "corpus.txt"
-    p.write_text("".join(rng.choice(words, size=1500)), encoding="utf-8")
-    return p
+    return word_corpus(tmp_path)
 
 
 def test_numpy_checkpoint_resumes_in_torch_and_torch_checkpoint_samples_in_numpy(tmp_path):

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import rnnlab, shakespeare
+from helpers import rnnlab, shakespeare, word_corpus
 from rnnlab import snapshot
 from rnnlab.config import ModelConfig, TrainConfig
 from rnnlab.engines.numpy import Engine
@@ -39,13 +39,8 @@ def test_training_on_shakespeare_lowers_val_loss(tmp_path):
     assert summary["best_val"] < 2.4, vals
 
 
-def _small_corpus(tmp_path, n=6000):
-    rng = np.random.default_rng(0)
-    words = ["the ", "cat ", "sat ", "on ", "a ", "mat. ", "and ", "dog ", "ran\n"]
-    text = "".join(rng.choice(words, size=n // 3))
-    p = tmp_path / "corpus.txt"
-    p.write_text(text, encoding="utf-8")
-    return p
+def _small_corpus(tmp_path):
+    return word_corpus(tmp_path, 2000)
 
 
 STOPS = (8, 10, 13)   # with _resume_case's data: a pass boundary, an evaluation step, and mid-pass
