@@ -68,21 +68,24 @@ def _need_data(tcfg):
         raise UserError("--data FILE is required: a CSV or TSV table (make one with `rnnlab synth TASK --out FILE`)")
 
 
+def _train_or_resume(args, task, train, opts):
+    """Continue the run in --resume, or start one from the flags; returns (train's result, run directory)."""
+    if args.resume:
+        return train(None, None, opts, args.resume, resume=True, overrides=_resume_overrides(args),
+                     progress=_progress(args)), args.resume
+    mcfg, tcfg = _configs(args, task)
+    _need_data(tcfg)
+    out = _run_dir(args, task, mcfg)
+    return train(mcfg, tcfg, opts, out, progress=_progress(args)), out
+
+
 def cmd_classify(args):
     from .classify import train
     if args.max_len < 0:
         raise UserError(f"--max-len must be >= 0 (0 = whole texts), got {args.max_len}")
     opts = {"text_column": args.text_column, "label_column": args.label_column, "delimiter": args.delimiter,
             "max_len": args.max_len}
-    if args.resume:
-        res = train(None, None, opts, args.resume, resume=True, overrides=_resume_overrides(args),
-                    progress=_progress(args))
-        out = args.resume
-    else:
-        mcfg, tcfg = _configs(args, "classify")
-        _need_data(tcfg)
-        out = _run_dir(args, "classify", mcfg)
-        res = train(mcfg, tcfg, opts, out, progress=_progress(args))
+    res, out = _train_or_resume(args, "classify", train, opts)
     if "report" in res:
         print(f"validation at step {res['step']} (latest.safetensors):\n{res['report']}")
     if res.get("best"):
@@ -128,15 +131,7 @@ def cmd_predict(args):
 def cmd_seq2seq_train(args):
     from .seq2seq import train
     opts = {"source_column": args.source_column, "target_column": args.target_column, "delimiter": args.delimiter}
-    if args.resume:
-        res = train(None, None, opts, args.resume, resume=True, overrides=_resume_overrides(args),
-                    progress=_progress(args))
-        out = args.resume
-    else:
-        mcfg, tcfg = _configs(args, "seq2seq")
-        _need_data(tcfg)
-        out = _run_dir(args, "seq2seq", mcfg)
-        res = train(mcfg, tcfg, opts, out, progress=_progress(args))
+    res, out = _train_or_resume(args, "seq2seq", train, opts)
     if "val_exact" in res:
         print(f"validation at step {res['step']}: exact match {res['val_exact']:.4f}, character error rate "
               f"{res['val_cer']:.4f} (greedy)")
