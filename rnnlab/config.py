@@ -14,6 +14,7 @@ from .errors import UserError
 CELLS = ("rnn", "lstm", "gru")
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam")
 SCHEDULES = ("constant", "step", "cosine")
+SCHEDULE_CLOCKS = ("steps", "time")
 DTYPES = ("float32", "float64")
 ENCODINGS = ("utf-8", "bytes")
 MAX_WIDTH, MAX_LAYERS = 1 << 16, 1024
@@ -75,8 +76,9 @@ class TrainConfig:
     step_size: int = 1000        # schedule=step: multiply by gamma every step_size steps
     gamma: float = 0.5
     min_lr_frac: float = 0.1     # schedule=cosine: final lr = lr * min_lr_frac
+    schedule_by: str = "steps"   # schedule=cosine decays over max_steps ("steps") or max_time seconds ("time")
     max_steps: int = 2000
-    max_time: float = 0.0        # seconds; 0 = no limit
+    max_time: float = 0.0        # seconds of training over the whole run (evaluation not counted); 0 = no limit
     eval_every: int = 200
     log_every: int = 10
     seed: int = 1337
@@ -100,6 +102,10 @@ class TrainConfig:
         _check(self.step_size >= 1, f"--step-size must be >= 1, got {self.step_size}")
         _check(0.0 < self.gamma <= 1.0, f"--gamma must be in (0, 1], got {self.gamma}")
         _check(0.0 <= self.min_lr_frac <= 1.0, f"--min-lr-frac must be in [0, 1], got {self.min_lr_frac}")
+        _check(self.schedule_by in SCHEDULE_CLOCKS, f"--schedule-by must be one of {', '.join(SCHEDULE_CLOCKS)}")
+        _check(self.schedule_by == "steps" or (self.schedule == "cosine" and self.max_time > 0),
+               "--schedule-by time decays a cosine schedule over the time budget: it needs --schedule cosine "
+               "and --max-time > 0")
         _check(self.max_steps >= 1, f"--max-steps must be >= 1, got {self.max_steps}")
         _check(self.max_time >= 0, f"--max-time must be >= 0 (0 = no limit), got {self.max_time}")
         _check(self.eval_every >= 1, f"--eval-every must be >= 1, got {self.eval_every}")
@@ -114,13 +120,21 @@ PRESETS = {
     "paper": dict(cell="rnn", hidden_size=100, num_layers=1, embed_dim=0, dropout=0.0, batch_size=1, seq_len=25,
                   optimizer="adagrad", lr=0.1, clip_value=5.0, clip_norm=0.0, schedule="constant",
                   dtype="float64"),
-    # The recommended CPU recipe for tinyshakespeare-sized text (about 1 MB), with --engine torch, for a 10-minute
-    # budget on 2 cores: measured 1.523 nats/char on tinyshakespeare's last 10% at 600 s (bench/RESULTS.md). The
-    # cosine schedule spans max_steps (4,400, about what 600 s reaches); for a shorter budget lower --max-steps to
-    # what fits, so the schedule decays in time (75 s: --hidden-size 256 --lr 5e-3 --max-steps 1400 gave 1.66).
-    "shakespeare": dict(cell="lstm", hidden_size=512, num_layers=1, embed_dim=0, dropout=0.1, batch_size=32,
-                        seq_len=64, optimizer="adam", lr=3e-3, clip_value=0.0, clip_norm=5.0, schedule="cosine",
-                        min_lr_frac=0.05, max_steps=4400, dtype="float32", eval_every=250),
+    # The recommended CPU recipes for tinyshakespeare-sized text (about 1 MB) with --engine torch, measured on 2
+    # cores (bench/RESULTS.md, `rnnlab bench --time-to-quality`). Both decay a cosine over their time budget
+    # (schedule_by="time"), so they fit whatever number of steps the machine manages; change --max-time and the
+    # decay follows. A learned 64-wide embedding, not one-hot: with PyTorch's initialisation the one-hot input
+    # weights start ~U(+-1/sqrt(H)) and take hundreds of Adam steps to grow (measured at 75 s, H=256: 1.78 nats/char
+    # one-hot vs 1.61 embedded, same lr). clip-norm 50 is a guard, not a brake: the summed-over-T loss's gradient
+    # norm ran 12-23 in these runs (clip-norm 5 clipped every step). max_steps is no limit: the clock is.
+    "shakespeare": dict(cell="lstm", hidden_size=512, num_layers=1, embed_dim=64, dropout=0.2, batch_size=32,
+                        seq_len=64, optimizer="adam", lr=5e-3, clip_value=0.0, clip_norm=50.0, schedule="cosine",
+                        schedule_by="time", min_lr_frac=0.02, max_time=600.0, max_steps=10 ** 9, dtype="float32",
+                        eval_every=500),
+    "shakespeare-quick": dict(cell="lstm", hidden_size=256, num_layers=1, embed_dim=64, dropout=0.0, batch_size=32,
+                              seq_len=64, optimizer="adam", lr=1e-2, clip_value=0.0, clip_norm=50.0,
+                              schedule="cosine", schedule_by="time", min_lr_frac=0.02, max_time=75.0,
+                              max_steps=10 ** 9, dtype="float32", eval_every=250),
 }
 
 

@@ -213,13 +213,17 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
     if snap is None:
         params = engine.init_params(tcfg.seed)
         opt_state, state = engine.init_opt_state(params), engine.zero_state(tcfg.batch_size)
-        step, best_val = 0, None
+        step, best_val, trained = 0, None, 0.0
         rng = np.random.default_rng(tcfg.seed + 1)
         if main:
             out.mkdir(parents=True, exist_ok=True)
     else:
         params, opt_state = engine.load_params(snap.params), engine.load_opt_state(snap.opt_state)
         state, step, best_val = engine.load_state(snap.state), snap.step, snap.best_val
+        trained = snap.extra.get("train_seconds", 0.0)
+        if isinstance(trained, bool) or not isinstance(trained, (int, float)) or not 0 <= trained < math.inf:
+            raise UserError(f"{latest}: its train_seconds {trained!r} is not a number >= 0; the checkpoint is "
+                            f"corrupt")
         rng = np.random.default_rng()
         rng.bit_generator.state = snap.rng_state
         if main:
@@ -234,7 +238,8 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
     def save_checkpoint(path, metrics):
         if not main:                       # parameters and state are the same on every rank: rank 0 writes them
             return
-        extra = {"engine": engine.name, "data": {"source": source, "chars": int(len(ids))}, "metrics": metrics}
+        extra = {"engine": engine.name, "data": {"source": source, "chars": int(len(ids))}, "metrics": metrics,
+                 "train_seconds": round(trained, 3)}
         try:
             snapshot.save(path, snapshot.Snapshot(mcfg, tcfg, vocab, engine.export(params), engine.export(opt_state),
                                                   engine.export_state(state), step, best_val, rng.bit_generator.state,
@@ -245,20 +250,22 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
                             f"{latest if latest.exists() else 'none yet'}") from None
 
     from tqdm import tqdm
-    bar = tqdm(total=tcfg.max_steps, initial=step, disable=(not progress or not main) if progress is not None
-               else (None if main else True),
+    bar = tqdm(total=None if tcfg.schedule_by == "time" else tcfg.max_steps, initial=step,   # or the clock ends it
+               disable=(not progress or not main) if progress is not None else (None if main else True),
                dynamic_ncols=True, unit="step", file=sys.stderr)
     pending, bad_run, last = [], 0, {}
     chars_per_step = tcfg.batch_size * tcfg.seq_len
+    # The run's clock counts training only: `trained` goes on from the checkpoint's and stops while evaluating and
+    # writing checkpoints, so --max-time and a cosine over time (schedule_by="time") mean seconds of training.
     t0 = time.perf_counter()
-    t_win, step_win, start_step = t0, step, step
+    t_win, step_win, start_step, trained0, paused = t0, step, step, trained, 0.0
     with _Signals() as sig:
         while step < tcfg.max_steps:
             b = step % streams.num_batches
             if b == 0:                       # a new pass over the data: forget the old hidden state
                 state = engine.zero_state(tcfg.batch_size)
             x, y = streams.batch(b)
-            lr = schedule.learning_rate(tcfg, step)
+            lr = schedule.learning_rate(tcfg, step, trained)
             m, new_state = engine.train_step(params, opt_state, x, y, state, lr, rng)
             step += 1
             if m["ok"]:
@@ -275,21 +282,23 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
                                     f"Last good checkpoint: {latest if latest.exists() else 'none yet'}")
                 continue
             bar.update(1)
+            trained = trained0 + time.perf_counter() - t0 - paused
+            if engine.world_size > 1:        # every process takes the slowest clock: equal learning rates, and
+                ms, caught = engine.max_over_ranks(int(trained * 1000), sig.caught)   # all stop at the same step
+                trained, sig.caught = ms / 1000, sig.caught or caught
             if step % tcfg.log_every == 0:
                 now = time.perf_counter()
                 cps = (step - step_win) * chars_per_step / max(now - t_win, 1e-9)
                 t_win, step_win = now, step
                 last = {"step": step, "loss": m["loss"], "bpc": m["loss"] / LN2, "lr": lr,
-                        "grad_norm": m["grad_norm"], "chars_per_s": round(cps, 1), "time": round(now - t0, 3)}
+                        "grad_norm": m["grad_norm"], "chars_per_s": round(cps, 1), "time": round(trained, 3)}
                 pending.append(last)
                 bar.set_postfix(loss=f"{m['loss']:.3f}", val=f"{best_val:.3f}" if best_val else "-",
                                 cps=f"{cps:,.0f}", refresh=False)
-            out_of_time = (tcfg.max_time and time.perf_counter() - t0 >= tcfg.max_time) or step == stop_at
-            if engine.world_size > 1:        # all processes stop at the same step, or the others wait for them
-                out_of_time, caught = engine.max_over_ranks(bool(out_of_time), sig.caught)
-                sig.caught = sig.caught or caught
+            out_of_time = (tcfg.max_time and trained >= tcfg.max_time) or step == stop_at
             if step % tcfg.eval_every == 0 or step == tcfg.max_steps or out_of_time or sig.caught:
-                row = {"step": step, "time": round(time.perf_counter() - t0, 3)}
+                t_eval = time.perf_counter()
+                row = {"step": step, "time": round(trained, 3), "wall": round(t_eval - t0, 3)}
                 if val_streams is not None:
                     val = evaluate(engine, params, val_streams)
                     row.update(val_loss=val, val_bpc=val / LN2)
@@ -306,6 +315,8 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
                 if main:
                     _append_jsonl(out / "metrics.jsonl", pending)
                 pending = []
+                paused += time.perf_counter() - t_eval
+                t_win += time.perf_counter() - t_eval     # chars/s is of training too
                 if sig.caught:
                     bar.close()
                     log(f"stopped at step {step}; checkpoint {latest}; continue with: rnnlab train --resume {out}")

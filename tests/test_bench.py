@@ -16,3 +16,20 @@ def test_bench_quick_prints_every_table():
 
 def test_bench_rejects_unknown_table():
     assert_user_error(rnnlab("bench", "--only", "nope"), "--only", "nope")
+
+
+def test_time_to_quality_prints_the_curve_and_the_plain_script(tmp_path):
+    """A 2-second budget on a small text: the recipe's curve (training seconds within the budget plus one step, and
+    behind the wall clock), the plain script's row measured in the same run, and the references."""
+    import pytest
+    pytest.importorskip("torch")
+    from helpers import word_corpus
+    data = word_corpus(tmp_path, 4000)
+    proc = rnnlab("bench", "--time-to-quality", "--budget", "2", "--plain", "--data", data, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "--preset shakespeare-quick" in out and "plain PyTorch LSTM script" in out and "nanoGPT" in out, out
+    curve = [ln.split("|")[1:5] for ln in out.split("| training s |")[1].split("\n\n")[0].splitlines()[2:]]
+    assert curve, out
+    train_s, wall_s, val = (float(c) for c in curve[-1][:3])
+    assert 2 <= train_s < 4 and wall_s >= train_s and 0 < val < 10, curve

@@ -6,6 +6,7 @@ import pytest
 
 from rnnlab.config import TrainConfig
 from rnnlab.engines.numpy import optim
+from rnnlab.errors import UserError
 from rnnlab.schedule import learning_rate
 
 
@@ -82,3 +83,17 @@ def test_schedules():
     assert math.isclose(learning_rate(cos, 100), 0.1) and math.isclose(learning_rate(cos, 500), 0.1)
     lrs = [learning_rate(cos, k) for k in range(101)]
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_cosine_over_the_time_budget():
+    """schedule_by="time": the same half cosine, its progress seconds / max_time; warmup still counts steps."""
+    cos = TrainConfig(lr=1.0, schedule="cosine", min_lr_frac=0.1, max_steps=10 ** 9, max_time=60.0,
+                      schedule_by="time", warmup_steps=2)
+    assert learning_rate(cos, 0, 30.0) == 0.5                      # warmup first, whatever the clock says
+    assert learning_rate(cos, 2, 0.0) == 1.0
+    assert math.isclose(learning_rate(cos, 2, 30.0), 0.55)        # half the budget: half way down
+    assert math.isclose(learning_rate(cos, 2, 60.0), 0.1) and math.isclose(learning_rate(cos, 9, 600.0), 0.1)
+    assert learning_rate(cos, 10 ** 6, 0.0) == 1.0                 # steps do not move it
+    for bad in (dict(max_time=0.0), dict(schedule="constant"), dict(schedule_by="hours")):
+        with pytest.raises(UserError):
+            TrainConfig(**{**dict(schedule="cosine", max_time=60.0, schedule_by="time"), **bad})

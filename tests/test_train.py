@@ -113,6 +113,28 @@ def test_torch_resume_float32_within_1e6(tmp_path):
     assert _max_diff(a, b) <= 1e-6
 
 
+def test_time_budget_counts_training_only_and_carries_over_a_resume(tmp_path):
+    """--max-time is seconds of training for the whole run: evaluations do not count (the eval rows' "wall" runs
+    ahead of their "time"), a resume goes on from the checkpoint's clock, and a cosine over the time budget
+    (schedule_by="time") starts at --lr and ends near lr * min_lr_frac whatever the step count."""
+    data = _small_corpus(tmp_path)
+    tcfg = TrainConfig(data=str(data), batch_size=4, seq_len=16, max_steps=10 ** 6, eval_every=3, log_every=1,
+                       lr=1e-2, schedule="cosine", schedule_by="time", min_lr_frac=0.1, max_time=1.0)
+    run = tmp_path / "run"
+    train(ModelConfig(cell="gru", hidden_size=16), tcfg, run, progress=False, log=quiet)
+    rows = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in rows if "lr" in r]
+    evals = [r for r in rows if "val_loss" in r]
+    assert lrs[0] > 0.99e-2 and lrs[-1] < 0.2e-2, (lrs[0], lrs[-1])
+    assert 1.0 <= evals[-1]["time"] < 1.5 and evals[-1]["wall"] > evals[-1]["time"], evals[-1]
+    first = snapshot.load(run / "latest.safetensors").extra["train_seconds"]
+    assert 1.0 <= first < 1.5
+    train(None, None, run, resume=True, overrides={"max_time": 1.6}, progress=False, log=quiet)
+    after = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()][len(rows):]
+    assert after and min(r["time"] for r in after) >= first         # the clock went on, not from 0
+    assert 1.6 <= snapshot.load(run / "latest.safetensors").extra["train_seconds"] < 2.1
+
+
 def test_resume_refuses_a_different_vocabulary(tmp_path):
     data = _small_corpus(tmp_path)
     tcfg = TrainConfig(data=str(data), batch_size=2, seq_len=8, max_steps=5, eval_every=5)
@@ -178,3 +200,21 @@ def test_cli_train_sample_eval(tmp_path):
     assert out.returncode == 0 and out.stdout.startswith("the ") and len(out.stdout.rstrip("\n")) == 44
     ev = rnnlab("eval", run, "--data", data)
     assert ev.returncode == 0 and "nats/char" in ev.stdout and "bits/char" in ev.stdout
+
+
+def test_presets_are_time_budgeted_recipes(tmp_path):
+    """--preset shakespeare-quick trains for its --max-time of training with the cosine over that time; explicit
+    flags still win; a time schedule without a time budget is one line, exit 2."""
+    data = _small_corpus(tmp_path)
+    run = tmp_path / "run"
+    proc = rnnlab("train", "--preset", "shakespeare-quick", "--engine", "numpy", "--data", data, "--out", run,
+                  "--max-time", 1.5, "--hidden-size", 32, "--batch-size", 4, "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    snap = snapshot.load(run / "latest.safetensors")
+    assert (snap.tcfg.schedule_by, snap.tcfg.max_time, snap.mcfg.embed_dim, snap.mcfg.hidden_size) == \
+        ("time", 1.5, 64, 32)
+    lrs = [json.loads(ln)["lr"] for ln in (run / "metrics.jsonl").read_text().splitlines() if '"lr"' in ln]
+    assert lrs[0] > 0.9e-2 and lrs[-1] < 0.15e-2, (lrs[0], lrs[-1])
+    proc = rnnlab("train", "--preset", "shakespeare", "--max-time", 0, "--data", data, "--out", tmp_path / "r2")
+    assert proc.returncode == 2 and "--max-time" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "r2").exists()

@@ -5,7 +5,7 @@ Run it as a user's machine would, without the BLAS settings some CI images expor
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE rnnlab bench             # full tables, ~15 minutes on 2 cores
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE rnnlab bench --quick     # every table, small, under 2 minutes
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE rnnlab bench --time-to-quality --budget 75
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE rnnlab bench --time-to-quality --budget 75 --plain
 """
 from __future__ import annotations
 
@@ -35,9 +35,14 @@ def add_subcommand(sub) -> None:
     b.add_argument("--rounds", type=_number(int), default=None, help="rounds (default: 3, quick 1)")
     b.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of tables: {', '.join(SECTIONS)}")
     b.add_argument("--engines", default="numpy,torch", help="engines to measure (torch only when installed)")
-    b.add_argument("--time-to-quality", action="store_true", help="instead of speed: train --preset shakespeare "
-                   "for --budget seconds and print the validation curve next to reference numbers")
-    b.add_argument("--budget", type=_number(float), default=75.0, help="time-to-quality seconds (default: 75)")
+    b.add_argument("--time-to-quality", action="store_true", help="instead of speed: train a recommended recipe "
+                   "for --budget seconds of training and print the validation curve next to reference numbers")
+    b.add_argument("--budget", type=_number(float), default=75.0, help="time-to-quality training seconds "
+                   "(default: 75)")
+    b.add_argument("--preset", choices=("shakespeare-quick", "shakespeare"), default=None,
+                   help="time-to-quality recipe (default: shakespeare-quick under 300 s, else shakespeare)")
+    b.add_argument("--plain", action="store_true", help="time-to-quality: also train the plain PyTorch LSTM "
+                   "script (embedding, nn.LSTM H=256, Adam 2e-3) for the same budget, in this run")
     b.add_argument("--engine", default="auto", choices=("numpy", "torch", "auto"),
                    help="time-to-quality engine (default: auto = torch when installed)")
     b.add_argument("--data", default=None, help="text to train on (default: ../shared/data/tinyshakespeare.txt "
@@ -159,9 +164,16 @@ def cmd_time_to_quality(args):
     if data is None:
         raise UserError("--time-to-quality needs a text: pass --data FILE (tinyshakespeare is not at "
                         "../shared/data/tinyshakespeare.txt)")
+    preset = args.preset or quality.preset_for(args.budget)
     print(f"# rnnlab bench --time-to-quality --budget {args.budget:g}\n\nmachine: {measure.machine()}\n"
-          f"recipe: rnnlab train --preset shakespeare --engine {args.engine} --max-time {args.budget:g} "
+          f"recipe: rnnlab train --preset {preset} --engine {args.engine} --max-time {args.budget:g} "
           f"--data {data}\n", flush=True)
-    curve, steps = quality.run(data, args.budget, args.engine)
-    print("\n".join(quality.report(curve, args.budget)))
+    curve, steps = quality.run(data, args.budget, args.engine, preset)
+    result = None
+    if args.plain:
+        if not torch_available():
+            raise UserError("--plain trains a PyTorch script: install torch (pip install torch) or drop --plain")
+        from . import plain
+        result = dict(plain.run(data, args.budget), hidden=256)
+    print("\n".join(quality.report(curve, args.budget, result)))
     print(f"\n{steps} steps; peak RSS {measure.peak_rss_mb():.0f} MB", flush=True)

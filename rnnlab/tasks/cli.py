@@ -28,7 +28,8 @@ DEFAULTS = {
     "seq2seq": dict(cell="lstm", hidden_size=128, batch_size=64, lr=0.01, schedule="cosine", min_lr_frac=0.05,
                     max_steps=2000, eval_every=250, val_frac=0.05, log_every=10),
 }
-SKIP = ("vocab_size", "seq_len", "encoding")          # tasks batch whole sequences of characters
+# Tasks batch whole sequences of characters (no seq_len, no encoding); their loop counts the schedule in steps.
+SKIP = ("vocab_size", "seq_len", "encoding", "schedule_by")
 HELP = {"data": "CSV or TSV table to train on (required)", "batch_size": "sequences per batch (N)",
         "val_frac": "fraction of the rows held out for validation (a seeded random split)"}
 
