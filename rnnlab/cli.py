@@ -95,7 +95,9 @@ def _add_config_flags(p, cls, skip=(), defaults=None, helps=None, title="default
 
 def _add_engine(p, train=False):
     p.add_argument("--engine", default="numpy", choices=("numpy", "torch", "auto"),
-                   help="numpy (exact, readable), torch (fast; pip install 'rnnlab[torch]'), auto (default: numpy)")
+                   help="numpy (exact, readable), torch (fast LSTMs, GPUs, torchrun; pip install "
+                        "'rnnlab[torch]'), or auto: the faster one for this cell and job here (on a CPU: torch for "
+                        "LSTM training, numpy for rnn, gru and sampling) (default: numpy)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                    help="torch engine: where to compute; auto = cuda, else mps, else cpu (default: auto)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
@@ -208,11 +210,11 @@ def cmd_train(args):
           engine_options=_engine_options(args))
 
 
-def _load(path, which, engine_name, engine_options=None):
+def _load(path, which, engine_name, engine_options=None, job="eval"):
     from . import checkpoint, snapshot
     from .engines import make_engine
     snap = snapshot.load(checkpoint.resolve(path, which))
-    engine = make_engine(engine_name, snap.mcfg, snap.tcfg, **(engine_options or {}))
+    engine = make_engine(engine_name, snap.mcfg, snap.tcfg, job, **(engine_options or {}))
     return snap, engine, engine.load_params(snap.params)
 
 
@@ -220,7 +222,7 @@ def cmd_sample(args):
     from .sample import generate
     if sample_conditional(args):                 # --condition: rnnlab/tasks/conditional.py
         return
-    snap, engine, params = _load(args.path, args.which, args.engine, _engine_options(args))
+    snap, engine, params = _load(args.path, args.which, args.engine, _engine_options(args), job="sample")
     stream = args.num_samples == 1
     out = sys.stdout
 

@@ -223,3 +223,21 @@ def test_device_and_precision_errors_are_one_line(tmp_path, capsys, argv, needle
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and needle in err and err.count("\n") == 1, err
     assert not (tmp_path / "run" / "latest.safetensors").exists()
+
+
+def test_auto_picks_the_faster_engine_per_cell_and_job(monkeypatch):
+    """--engine auto on this CPU-only build: torch for LSTM training and evaluation (oneDNN), NumPy for rnn and gru
+    and for sampling; torch whenever a GPU, bf16 or torchrun asks for it."""
+    from rnnlab.engines import auto_engine
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible: auto takes torch for everything")
+    lstm, gru, rnn = (ModelConfig(cell=c, vocab_size=5) for c in ("lstm", "gru", "rnn"))
+    assert [auto_engine(m, "train") for m in (lstm, gru, rnn)] == ["torch", "numpy", "numpy"]
+    assert auto_engine(lstm, "eval") == "torch" and auto_engine(lstm, "sample") == "numpy"
+    assert auto_engine(gru, "train", device="cuda") == "torch"
+    assert auto_engine(gru, "train", precision="bf16") == "torch"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert auto_engine(gru, "sample") == "torch"
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert make_engine("auto", gru, TrainConfig(), device="cpu").name == "numpy"
+    assert make_engine("auto", lstm, TrainConfig(), device="cpu").name == "torch"

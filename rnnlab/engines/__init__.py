@@ -25,10 +25,32 @@ def process_rank() -> int:
     return int(os.environ.get("RANK", "0") or 0) if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 else 0
 
 
-def make_engine(name: str, mcfg, tcfg, **torch_options):
-    """Build the engine called `name` ("numpy", "torch" or "auto": torch when importable, else numpy)."""
+def auto_engine(mcfg, job: str = "train", **torch_options) -> str:
+    """What --engine auto means: the faster engine for this model and job on this machine.
+
+    torch on a GPU, under torchrun, or with bf16; on the CPU, torch (its oneDNN kernel) to train and evaluate an
+    LSTM, and the NumPy engine for rnn and gru (nn.RNN and nn.GRU have no oneDNN path; the NumPy kernels train
+    them faster, bench/RESULTS.md) and for sampling any cell (one character at a time is all per-call overhead:
+    ~10x faster in NumPy). NumPy when torch is not installed."""
+    if not torch_available():
+        return "numpy"
+    device = torch_options.get("device") or "auto"
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 or torch_options.get("precision") == "bf16" \
+            or device in ("cuda", "mps"):
+        return "torch"
+    if device == "auto":
+        import torch
+        mps = getattr(torch.backends, "mps", None)
+        if torch.cuda.is_available() or (mps is not None and mps.is_available()):
+            return "torch"
+    return "torch" if mcfg.cell == "lstm" and job != "sample" else "numpy"
+
+
+def make_engine(name: str, mcfg, tcfg, job: str = "train", **torch_options):
+    """Build the engine called `name` ("numpy", "torch" or "auto": see auto_engine) for `job` (train, eval or
+    sample: only auto looks at it)."""
     if name == "auto":
-        name = "torch" if torch_available() else "numpy"
+        name = auto_engine(mcfg, job, **torch_options)
     if name == "numpy":
         device, precision = torch_options.get("device") or "auto", torch_options.get("precision") or "fp32"
         if device not in ("auto", "cpu") or precision != "fp32":
