@@ -8,7 +8,8 @@ Rows:
   2. LSTM H=256, 1 layer, batch 32, T=64, float32: the NumPy engine vs a bare PyTorch nn.LSTM training loop with
      the same shapes (one-hot input, linear decoder, cross-entropy, Adam), when torch is installed.
 The pieces are rnnlab.benchmarks' (`rnnlab bench` prints these rows and many more); this script keeps the two
-headline rows in one short run. Rounds alternate between the contenders; the table reports medians.
+headline rows in one short run. Rounds alternate between the contenders; the table reports medians, and each
+ratio is the median of the ratios within a round.
 """
 from __future__ import annotations
 
@@ -43,10 +44,10 @@ def main():
     print("| config | rnnlab numpy chars/s | reference chars/s | ratio |")
     print("|---|---:|---:|---:|")
     print(f"| paper: rnn H=100 T=25 B=1 Adagrad float64 | {paper['ours']:,.0f} | min_char_rnn.py "
-          f"{paper['ref']:,.0f} | {paper['ours'] / paper['ref']:.2f}x |")
+          f"{paper['ref']:,.0f} | {measure.ratio(paper, 'ours', 'ref'):.2f}x |")
     if "torch" in lstm:
         print(f"| lstm H=256 L=1 B=32 T=64 Adam float32 | {lstm['ours']:,.0f} | torch nn.LSTM "
-              f"{lstm['torch']:,.0f} | {lstm['ours'] / lstm['torch']:.2f}x |")
+              f"{lstm['torch']:,.0f} | {measure.ratio(lstm, 'ours', 'torch'):.2f}x |")
     else:
         print(f"| lstm H=256 L=1 B=32 T=64 Adam float32 | {lstm['ours']:,.0f} | (torch not installed) | - |")
 

@@ -25,8 +25,9 @@ def add_subcommand(sub) -> None:
                                    "each engine x cell x (H, L, B, T) next to a bare PyTorch loop (with GFLOP/s and "
                                    "%% of the measured float32 GEMM peak), the paper's configuration next to "
                                    "min_char_rnn.py, sampling chars/s, and how a step's time and memory grow with "
-                                   "T, H and B. Contenders alternate within rounds and the tables show medians: "
-                                   "on a shared machine trust the ratios more than the absolute numbers. Run as "
+                                   "T, H and B. Contenders alternate within rounds; the tables show medians over "
+                                   "the rounds, and each ratio is the median of the ratios within a round: on a "
+                                   "shared machine trust the ratios more than the absolute numbers. Run as "
                                    "'env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE rnnlab bench'.")
     b.add_argument("--quick", action="store_true", help="small sizes and short rounds: every table in under 2 "
                    "minutes (what CI runs)")
@@ -69,7 +70,7 @@ def training_table(vocab, ids, engines, has_torch, configs, seconds, rounds, pea
                 c["bare PyTorch"] = measure.rate(training.bare_torch_trainer(cell, V, H, L, N, T, ids))
             med = measure.alternate(c, seconds, rounds, f"{cell} H={H} L={L} B={N} T={T}")
             f = measure.flops_per_char(cell, V, H, L)
-            ratios = [f"{med[f'{e} engine'] / med['bare PyTorch']:.2f}x" for e in engines if has_torch]
+            ratios = [f"{measure.ratio(med, f'{e} engine', 'bare PyTorch'):.2f}x" for e in engines if has_torch]
             print(f"| {cell} | {H} | {L} | {N} | {T} | " + " | ".join(f"{med[h]:,.0f}" for h in head) + " | " +
                   " | ".join(ratios) + " | " + " | ".join(_pct(med[h] * f / 1e9, peak) for h in head) + " |",
                   flush=True)
@@ -86,7 +87,7 @@ def paper_table(vocab, ids, seconds, rounds):
                             max(seconds, 1.0), rounds, "paper")
     print("| rnnlab numpy chars/s | min_char_rnn.py chars/s | ratio |\n|---:|---:|---:|")
     print(f"| {med['rnnlab numpy']:,.0f} | {med['min_char_rnn.py']:,.0f} | "
-          f"{med['rnnlab numpy'] / med['min_char_rnn.py']:.2f}x |", flush=True)
+          f"{measure.ratio(med, 'rnnlab numpy', 'min_char_rnn.py'):.2f}x |", flush=True)
 
 
 def sampling_table(vocab, engines, has_torch, models, ks, seconds, rounds, chunk):
@@ -101,8 +102,8 @@ def sampling_table(vocab, engines, has_torch, models, ks, seconds, rounds, chunk
             if has_torch:
                 c["bare PyTorch"] = measure.rate(sampling.bare_torch_sampler(cell, len(vocab), H, L, k, chunk))
             med = measure.alternate(c, seconds, rounds, f"sample {cell} H={H} L={L} K={k}")
-            best = max(med[f"{e} engine"] for e in engines)
-            ratio = f"{best / med['bare PyTorch']:.2f}x" if has_torch else "-"
+            best = max((f"{e} engine" for e in engines), key=med.get)
+            ratio = f"{measure.ratio(med, best, 'bare PyTorch'):.2f}x" if has_torch else "-"
             print(f"| {cell} | {H} | {L} | {k} | " + " | ".join(f"{med[h]:,.0f}" for h in head) + f" | {ratio} |",
                   flush=True)
 

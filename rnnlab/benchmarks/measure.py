@@ -3,7 +3,8 @@ peak, model FLOPs and peak memory.
 
 Why alternate: the machine is shared, and its load changes by the second. Each round runs every contender once,
 one after the other, and the table reports each contender's median over the rounds, so a busy spell slows all of
-them alike instead of one. Ratios within a round are what to trust; absolute numbers move with the load.
+them alike instead of one. Ratios within a round are what to trust (`ratio` is their median over the rounds);
+absolute numbers move with the load.
 
     >>> timed(lambda: 10, seconds=0.01, warmup=1) > 0
     True
@@ -62,7 +63,12 @@ def rate(step):
     return lambda seconds, first_round: timed(step, seconds, warmup=2 if first_round else 0)
 
 
-def alternate(contenders: dict, seconds: float, rounds: int, label: str = "") -> dict:
+class Medians(dict):
+    """name -> median chars/s over the rounds; `runs` keeps name -> each round's chars/s (for ratio)."""
+    runs: dict
+
+
+def alternate(contenders: dict, seconds: float, rounds: int, label: str = "") -> Medians:
     """name -> median chars/s over `rounds` rounds; each round calls every contender's rate function
     (seconds, first_round) -> chars/s once, in turn."""
     runs = {k: [] for k in contenders}
@@ -71,7 +77,15 @@ def alternate(contenders: dict, seconds: float, rounds: int, label: str = "") ->
             runs[k].append(measure(seconds, r == 0))
         print(f"  {label} round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in runs.items()),
               file=sys.stderr, flush=True)
-    return {k: statistics.median(v) for k, v in runs.items()}
+    med = Medians({k: statistics.median(v) for k, v in runs.items()})
+    med.runs = runs
+    return med
+
+
+def ratio(med: Medians, a: str, b: str) -> float:
+    """a's speed over b's: the median over rounds of the ratio within each round, so that a slow spell of the
+    machine, which hits one round, cancels instead of landing on whichever contender it happened to hit."""
+    return statistics.median(x / y for x, y in zip(med.runs[a], med.runs[b]))
 
 
 def flops_per_char(cell: str, vocab: int, hidden: int, layers: int) -> int:
