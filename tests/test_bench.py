@@ -33,3 +33,12 @@ def test_time_to_quality_prints_the_curve_and_the_plain_script(tmp_path):
     assert curve, out
     train_s, wall_s, val = (float(c) for c in curve[-1][:3])
     assert 2 <= train_s < 4 and wall_s >= train_s and 0 < val < 10, curve
+
+
+def test_time_to_quality_judges_a_target_only_on_its_own_budget():
+    from rnnlab.benchmarks.quality import report
+    curve = [(40.0, 41.0, 1.61), (75.2, 80.0, 1.49)]
+    assert report(curve, 75)[-1].endswith("best 1.4900 -> holds")
+    assert report([(75.0, 80.0, 1.52)], 75)[-1].endswith("best 1.5200 -> MISSED")
+    assert not any("target" in ln for ln in report(curve, 120))     # a 120 s run's early points judge nothing
+    assert report([(600.0, 610.0, 1.44)], 600)[-1].endswith("best 1.4400 -> holds")

@@ -52,8 +52,9 @@ def run(data: str, budget: float, engine: str = "auto", preset: str = "shakespea
 
 
 def report(curve, budget: float, plain: dict | None = None) -> list:
-    """Markdown lines: the curve, the plain script's result (when run), the references, and whether each target
-    at or under `budget` holds."""
+    """Markdown lines: the curve, the plain script's result (when run), the references, and whether the target for
+    this budget (75 or 600 s) holds. A target is judged only by a run with that budget: the early points of a
+    longer run are on a schedule that has not decayed yet."""
     lines = ["| training s | wall s | val nats/char | val bits/char |", "|---:|---:|---:|---:|"]
     lines += [f"| {t:.0f} | {w:.0f} | {v:.4f} | {v / 0.6931471805599453:.3f} |" for t, w, v in curve]
     if plain is not None:
@@ -64,12 +65,9 @@ def report(curve, budget: float, plain: dict | None = None) -> list:
     lines += ["", "| reference (issue 5, its machine) | seconds | val nats/char |", "|---|---:|---:|"]
     lines += [f"| {name} | {s if s else '-'} | {v} |" for name, s, v in REFERENCES]
     for limit, goal in TARGETS:
-        if limit <= budget + 1e-9:
+        if abs(budget - limit) <= 0.02 * limit:
             seen = [v for t, _, v in curve if t <= limit * 1.02]          # the last eval may end a bit late
-            if not seen:
-                lines.append(f"\ntarget <= {goal} nats/char within {limit} s: no evaluation by then "
-                             f"(measure it with --budget {limit})")
-                continue
-            lines.append(f"\ntarget <= {goal} nats/char within {limit} s: best {min(seen):.4f} -> "
-                         f"{'holds' if min(seen) <= goal else 'MISSED'}")
+            best = min(seen, default=float("inf"))
+            lines.append(f"\ntarget <= {goal} nats/char within {limit} s: best {best:.4f} -> "
+                         f"{'holds' if best <= goal else 'MISSED'}")
     return lines
