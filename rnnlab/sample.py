@@ -21,6 +21,8 @@ def pick(logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0,
     logits = np.asarray(logits, dtype=np.float64)
     if argmax or temperature == 0:
         return logits.argmax(axis=1)
+    if logits.shape[0] == 1 and not (top_k and top_k < logits.shape[1]) and top_p >= 1.0:
+        return _pick_one(logits[0], rng, temperature)
     z = logits / temperature
     if top_k and top_k < z.shape[1]:
         kth = np.partition(z, -top_k, axis=1)[:, -top_k][:, None]
@@ -39,6 +41,19 @@ def pick(logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0,
     cdf = np.cumsum(p, axis=1)
     u = rng.random((p.shape[0], 1)) * cdf[:, -1:]
     return np.minimum((cdf <= u).sum(axis=1), p.shape[1] - 1)
+
+
+def _pick_one(z: np.ndarray, rng: np.random.Generator, temperature: float) -> np.ndarray:
+    """pick() for one row and no top-k/top-p: the same numbers in the same order (so the same choices for the same
+    seed), in a third of the NumPy calls: sampling one character at a time spends ~55 us here otherwise, as much as
+    a GEMV of the model."""
+    z = z / temperature if temperature != 1.0 else z.copy()                # (V,) float64
+    z -= z.max()
+    np.exp(z, out=z)
+    z /= z.sum()
+    cdf = np.cumsum(z)
+    u = rng.random() * cdf[-1]                 # the draw rng.random((1, 1)) would give
+    return np.array([min(int(np.searchsorted(cdf, u, side="right")), len(z) - 1)])   # = (cdf <= u).sum()
 
 
 def encode_prime(vocab, prime: str, unknown: str = "error") -> list:
