@@ -10,6 +10,7 @@ parameters, optimiser state, carried hidden state and dropout RNG come back from
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import math
 import os
@@ -34,6 +35,36 @@ class Interrupted(Exception):
     """Raised (by the loop, not a signal handler) after a checkpoint was written on SIGINT/SIGTERM."""
     def __init__(self, signum: int):
         self.signum = signum
+
+
+class Clock:
+    """A run's seconds of training: it goes on from `start` (the checkpoint's count, so a --max-time budget spans
+    resumes) and leaves out the time spent inside `paused()` (evaluations, checkpoint writes). `wall()` is the
+    seconds since this invocation's clock was made, pauses included."""
+    def __init__(self, start: float = 0.0):
+        self.start, self.t0, self.off = float(start), time.perf_counter(), 0.0
+
+    def seconds(self) -> float:
+        return self.start + time.perf_counter() - self.t0 - self.off
+
+    def wall(self) -> float:
+        return time.perf_counter() - self.t0
+
+    @contextlib.contextmanager
+    def paused(self):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.off += time.perf_counter() - t
+
+
+def saved_seconds(extra: dict, where) -> float:
+    """The training seconds a checkpoint recorded (0 for files from before the clock), checked."""
+    s = extra.get("train_seconds", 0.0)
+    if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 <= s < math.inf:
+        raise UserError(f"{where}: its train_seconds {s!r} is not a number >= 0; the checkpoint is corrupt")
+    return float(s)
 
 
 ENCODE_CHUNK = 1 << 20   # bytes read at a time while encoding a corpus: bounds encoding's transient memory (~25 MB)
@@ -220,10 +251,7 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
     else:
         params, opt_state = engine.load_params(snap.params), engine.load_opt_state(snap.opt_state)
         state, step, best_val = engine.load_state(snap.state), snap.step, snap.best_val
-        trained = snap.extra.get("train_seconds", 0.0)
-        if isinstance(trained, bool) or not isinstance(trained, (int, float)) or not 0 <= trained < math.inf:
-            raise UserError(f"{latest}: its train_seconds {trained!r} is not a number >= 0; the checkpoint is "
-                            f"corrupt")
+        trained = saved_seconds(snap.extra, latest)
         rng = np.random.default_rng()
         rng.bit_generator.state = snap.rng_state
         if main:
@@ -255,10 +283,10 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
                dynamic_ncols=True, unit="step", file=sys.stderr)
     pending, bad_run, last = [], 0, {}
     chars_per_step = tcfg.batch_size * tcfg.seq_len
-    # The run's clock counts training only: `trained` goes on from the checkpoint's and stops while evaluating and
-    # writing checkpoints, so --max-time and a cosine over time (schedule_by="time") mean seconds of training.
-    t0 = time.perf_counter()
-    t_win, step_win, start_step, trained0, paused = t0, step, step, trained, 0.0
+    # --max-time and a cosine over time (schedule_by="time") mean seconds of training (Clock): evaluations and
+    # checkpoint writes run with the clock paused. `trained` is its reading, the same on every rank.
+    clock = Clock(trained)
+    t_win, step_win, start_step = trained, step, step
     with _Signals() as sig:
         while step < tcfg.max_steps:
             b = step % streams.num_batches
@@ -282,14 +310,13 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
                                     f"Last good checkpoint: {latest if latest.exists() else 'none yet'}")
                 continue
             bar.update(1)
-            trained = trained0 + time.perf_counter() - t0 - paused
+            trained = clock.seconds()
             if engine.world_size > 1:        # every process takes the slowest clock: equal learning rates, and
                 ms, caught = engine.max_over_ranks(int(trained * 1000), sig.caught)   # all stop at the same step
                 trained, sig.caught = ms / 1000, sig.caught or caught
             if step % tcfg.log_every == 0:
-                now = time.perf_counter()
-                cps = (step - step_win) * chars_per_step / max(now - t_win, 1e-9)
-                t_win, step_win = now, step
+                cps = (step - step_win) * chars_per_step / max(trained - t_win, 1e-9)     # of training
+                t_win, step_win = trained, step
                 last = {"step": step, "loss": m["loss"], "bpc": m["loss"] / LN2, "lr": lr,
                         "grad_norm": m["grad_norm"], "chars_per_s": round(cps, 1), "time": round(trained, 3)}
                 pending.append(last)
@@ -297,26 +324,24 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
                                 cps=f"{cps:,.0f}", refresh=False)
             out_of_time = (tcfg.max_time and trained >= tcfg.max_time) or step == stop_at
             if step % tcfg.eval_every == 0 or step == tcfg.max_steps or out_of_time or sig.caught:
-                t_eval = time.perf_counter()
-                row = {"step": step, "time": round(trained, 3), "wall": round(t_eval - t0, 3)}
-                if val_streams is not None:
-                    val = evaluate(engine, params, val_streams)
-                    row.update(val_loss=val, val_bpc=val / LN2)
-                    improved = math.isfinite(val) and (best_val is None or val < best_val)
-                    best_val = val if improved else best_val
-                    (bar.write if main else _quiet)(f"step {step}: train {m['loss']:.4f}  val {val:.4f} nats/char "
-                                                    f"({val / LN2:.3f} bpc){'  (best)' if improved else ''}")
-                else:
-                    improved = True
-                pending.append(row)
-                save_checkpoint(latest, last)
-                if improved:
-                    save_checkpoint(best, last)
-                if main:
-                    _append_jsonl(out / "metrics.jsonl", pending)
-                pending = []
-                paused += time.perf_counter() - t_eval
-                t_win += time.perf_counter() - t_eval     # chars/s is of training too
+                with clock.paused():                  # evaluation and checkpoints are not training time
+                    row = {"step": step, "time": round(trained, 3), "wall": round(clock.wall(), 3)}
+                    if val_streams is not None:
+                        val = evaluate(engine, params, val_streams)
+                        row.update(val_loss=val, val_bpc=val / LN2)
+                        improved = math.isfinite(val) and (best_val is None or val < best_val)
+                        best_val = val if improved else best_val
+                        (bar.write if main else _quiet)(f"step {step}: train {m['loss']:.4f}  val {val:.4f} nats/char "
+                                                        f"({val / LN2:.3f} bpc){'  (best)' if improved else ''}")
+                    else:
+                        improved = True
+                    pending.append(row)
+                    save_checkpoint(latest, last)
+                    if improved:
+                        save_checkpoint(best, last)
+                    if main:
+                        _append_jsonl(out / "metrics.jsonl", pending)
+                    pending = []
                 if sig.caught:
                     bar.close()
                     log(f"stopped at step {step}; checkpoint {latest}; continue with: rnnlab train --resume {out}")

@@ -99,13 +99,29 @@ def test_classifier_resume_is_bitwise_exact(tmp_path):
     opts = {"text_column": "text", "label_column": "label"}
     classify.train(mcfg, tcfg, opts, tmp_path / "one", progress=False, log=quiet)
     classify.train(mcfg, tcfg, opts, tmp_path / "two", progress=False, log=quiet, stop_at=20)
-    assert store.load(tmp_path / "two", "classify", classify.shapes, "latest").step == 20
+    paused = store.load(tmp_path / "two", "classify", classify.shapes, "latest")
+    assert paused.step == 20 and paused.trained > 0
     classify.train(None, None, None, tmp_path / "two", resume=True, progress=False, log=quiet)
     a = store.load(tmp_path / "one", "classify", classify.shapes, "latest")
     b = store.load(tmp_path / "two", "classify", classify.shapes, "latest")
     assert a.step == b.step == 40
+    assert b.trained > paused.trained                                # the training clock went on from the checkpoint
     for name in a.params:
         np.testing.assert_array_equal(a.params[name], b.params[name])
     for name in a.opt_state:
         np.testing.assert_array_equal(a.opt_state[name], b.opt_state[name])
     assert a.rng.bit_generator.state == b.rng.bit_generator.state
+
+
+def test_task_time_budget_is_training_seconds(tmp_path):
+    """--max-time in a task's loop: training seconds as in `rnnlab train` (evaluations, every 2 steps here, are
+    left out of the count and show in the eval rows' wall clock)."""
+    import json
+    path = table(tmp_path, "brackets", 400)
+    tcfg = TrainConfig(data=str(path), batch_size=16, max_steps=10 ** 6, max_time=0.6, eval_every=2, seed=3)
+    classify.train(ModelConfig(cell="gru", hidden_size=8), tcfg, {"text_column": "text", "label_column": "label"},
+                   tmp_path / "run", progress=False, log=quiet)
+    run = store.load(tmp_path / "run", "classify", classify.shapes, "latest")
+    assert 0.6 <= run.trained < 1.2
+    evals = [r for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) if "wall" in r]
+    assert evals[-1]["wall"] > evals[-1]["time"] >= 0.6, evals[-1]

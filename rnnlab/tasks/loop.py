@@ -4,20 +4,20 @@ Each step: loss and gradients from the task (grad_fn), the global norm (optim.gl
 finite, clipping (optim.clip_), the update (optim.update_) at schedule.learning_rate(step). Every eval_every steps,
 at the end, at --max-time and on Ctrl-C: the task's validation (eval_fn), then latest.safetensors, and
 best.safetensors when the validation score improved (higher is better; each task says what its score is).
-metrics.jsonl and the progress bar follow `rnnlab train`. Batches are a pure function of the step, so --resume is
+metrics.jsonl, the progress bar and the clock (--max-time counts training seconds over the whole run, evaluations
+left out) follow `rnnlab train`. Batches are a pure function of the step, so --resume is
 exact: in float64 a resumed run is bit-for-bit the uninterrupted one.
 """
 from __future__ import annotations
 
 import math
 import sys
-import time
 from pathlib import Path
 
 from .. import schedule
 from ..engines.numpy import optim
 from ..errors import UserError
-from ..train import Interrupted, _append_jsonl, _Signals, _truncate_metrics
+from ..train import Clock, Interrupted, _append_jsonl, _Signals, _truncate_metrics
 from . import store
 
 
@@ -51,7 +51,8 @@ def fit(run: store.Run, out, grad_fn, eval_fn, items_per_step: int, progress=Non
     bar = tqdm(total=tcfg.max_steps, initial=run.step, disable=(not progress) if progress is not None else None,
                dynamic_ncols=True, unit="step", file=sys.stderr)
     pending, bad_run, last, val = [], 0, {}, {}
-    t0, step0 = time.perf_counter(), run.step
+    clock = Clock(run.trained)
+    t0, step0 = run.trained, run.step
     with _Signals() as sig:
         while run.step < tcfg.max_steps:
             lr = schedule.learning_rate(tcfg, run.step)
@@ -72,28 +73,29 @@ def fit(run: store.Run, out, grad_fn, eval_fn, items_per_step: int, progress=Non
             optim.clip_(grads, tcfg, norm)
             optim.update_(run.params, grads, run.opt_state, tcfg, lr)
             bar.update(1)
+            run.trained = clock.seconds()
             if run.step % tcfg.log_every == 0:
-                now = time.perf_counter()
                 last = {"step": run.step, "loss": loss / max(count, 1), "lr": lr, "grad_norm": norm,
-                        "items_per_s": round(items_per_step * (run.step - step0) / max(now - t0, 1e-9), 1),
-                        "time": round(now - t0, 3)}
+                        "items_per_s": round(items_per_step * (run.step - step0) / max(run.trained - t0, 1e-9), 1),
+                        "time": round(run.trained, 3)}
                 pending.append(last)
                 bar.set_postfix(loss=f"{last['loss']:.3f}", refresh=False)
-            out_of_time = (tcfg.max_time and time.perf_counter() - t0 >= tcfg.max_time) or run.step == stop_at
+            out_of_time = (tcfg.max_time and run.trained >= tcfg.max_time) or run.step == stop_at
             if run.step % tcfg.eval_every == 0 or run.step == tcfg.max_steps or out_of_time or sig.caught:
-                val = eval_fn(run.params)
-                improved = run.best is None or val["score"] > run.best
-                if improved:
-                    run.best = val["score"]
-                bar.write(f"step {run.step}: train {last.get('loss', float('nan')):.4f}  {val['line']}"
-                          f"{'  (best)' if improved else ''}")
-                pending.append({"step": run.step, "time": round(time.perf_counter() - t0, 3),
-                                **{k: v for k, v in val.items() if k not in ("line", "score")}})
-                store.save(latest, run, last)
-                if improved:
-                    store.save(best, run, last)
-                _append_jsonl(out / "metrics.jsonl", pending)
-                pending = []
+                with clock.paused():                  # evaluation and checkpoints are not training time
+                    val = eval_fn(run.params)
+                    improved = run.best is None or val["score"] > run.best
+                    if improved:
+                        run.best = val["score"]
+                    bar.write(f"step {run.step}: train {last.get('loss', float('nan')):.4f}  {val['line']}"
+                              f"{'  (best)' if improved else ''}")
+                    pending.append({"step": run.step, "time": round(run.trained, 3), "wall": round(clock.wall(), 3),
+                                    **{k: v for k, v in val.items() if k not in ("line", "score")}})
+                    store.save(latest, run, last)
+                    if improved:
+                        store.save(best, run, last)
+                    _append_jsonl(out / "metrics.jsonl", pending)
+                    pending = []
                 if sig.caught:
                     bar.close()
                     log(f"stopped at step {run.step}; checkpoint {latest}; continue with --resume {out}")

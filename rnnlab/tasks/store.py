@@ -16,6 +16,7 @@ from .. import checkpoint, snapshot
 from ..config import ModelConfig, TrainConfig, from_dict
 from ..errors import UserError
 from ..text import Vocab
+from ..train import saved_seconds
 
 COMMANDS = {"classify": "rnnlab predict RUN (and rnnlab classify --resume RUN)",
             "seq2seq": "rnnlab seq2seq predict RUN (and rnnlab seq2seq train --resume RUN)",
@@ -42,10 +43,12 @@ class Run:
     best: list | None = None                    # the best validation score so far (higher is better)
     rng: np.random.Generator | None = None      # dropout's generator
     info: dict = field(default_factory=dict)    # the task's own metadata: labels, columns, ...
+    trained: float = 0.0                        # seconds of training so far (rnnlab.train.Clock)
 
 
 def save(path, run: Run, metrics: dict | None = None) -> None:
-    extra = {"task": run.task, "engine": "numpy", "best_score": run.best, "metrics": metrics or {}, **run.info}
+    extra = {"task": run.task, "engine": "numpy", "best_score": run.best, "metrics": metrics or {},
+             "train_seconds": round(run.trained, 3), **run.info}
     snapshot.save(path, snapshot.Snapshot(run.mcfg, run.tcfg, run.vocab, run.params, run.opt_state, (), run.step,
                                           None, run.rng.bit_generator.state if run.rng else None, extra), ())
 
@@ -65,7 +68,7 @@ def load(path, task: str, shapes, which: str = "best") -> Run:
     tcfg = from_dict(TrainConfig, meta["train"], str(p))
     vocab = Vocab.from_json(meta["vocab"])
     info = {k: v for k, v in meta.items() if k not in ("model", "train", "vocab", "step", "best_val", "rng", "task",
-                                                       "engine", "best_score", "metrics")}
+                                                       "engine", "best_score", "metrics", "train_seconds")}
     dtype = np.dtype(tcfg.dtype)
     params = {k[6:]: np.array(v, dtype=dtype) for k, v in tensors.items() if k.startswith("param.")}
     opt = {k[4:]: np.array(v, dtype=v.dtype if k == "opt.step" else dtype)
@@ -81,7 +84,8 @@ def load(path, task: str, shapes, which: str = "best") -> Run:
             rng.bit_generator.state = meta["rng"]
         except (TypeError, ValueError, KeyError):
             raise UserError(f"{p}: its random generator state is malformed; the checkpoint is corrupt") from None
-    return Run(task, mcfg, tcfg, vocab, params, opt, int(meta["step"]), meta.get("best_score"), rng, info)
+    return Run(task, mcfg, tcfg, vocab, params, opt, int(meta["step"]), meta.get("best_score"), rng, info,
+               saved_seconds(meta, p))
 
 
 def task_of(path) -> str | None:
