@@ -288,7 +288,7 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
     clock = Clock(trained)
     t_win, step_win, start_step = trained, step, step
     with _Signals() as sig:
-        while step < tcfg.max_steps:
+        while step < tcfg.max_steps and not (tcfg.max_time and trained >= tcfg.max_time):   # a spent budget: done
             b = step % streams.num_batches
             if b == 0:                       # a new pass over the data: forget the old hidden state
                 state = engine.zero_state(tcfg.batch_size)
@@ -351,7 +351,12 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
     bar.close()
     if main:
         _append_jsonl(out / "metrics.jsonl", pending)
-    log(f"done: step {step}, train loss {m['loss'] if step > start_step else float('nan'):.4f}"
-        f"{', best val %.4f nats/char' % best_val if best_val is not None else ''}; "
-        f"sample with: rnnlab sample {out}")
+    if step == start_step:
+        log(f"nothing to do: the run has reached its budget (step {step} of --max-steps {tcfg.max_steps}, "
+            f"{trained:.0f} s of --max-time {tcfg.max_time:g}); to go on: rnnlab train --resume {out} "
+            f"--max-steps N or --max-time S")
+    else:
+        log(f"done: step {step}, train loss {m['loss']:.4f}"
+            f"{', best val %.4f nats/char' % best_val if best_val is not None else ''}; "
+            f"sample with: rnnlab sample {out}")
     return {"step": step, "loss": last.get("loss"), "best_val": best_val, "latest": str(latest), "best": str(best)}

@@ -132,7 +132,12 @@ def test_time_budget_counts_training_only_and_carries_over_a_resume(tmp_path):
     train(None, None, run, resume=True, overrides={"max_time": 1.6}, progress=False, log=quiet)
     after = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()][len(rows):]
     assert after and min(r["time"] for r in after) >= first         # the clock went on, not from 0
-    assert 1.6 <= snapshot.load(run / "latest.safetensors").extra["train_seconds"] < 2.1
+    done = snapshot.load(run / "latest.safetensors")
+    assert 1.6 <= done.extra["train_seconds"] < 2.1
+    said = []
+    train(None, None, run, resume=True, progress=False, log=said.append)   # the budget is spent: not one more step
+    assert snapshot.load(run / "latest.safetensors").step == done.step
+    assert said[-1].startswith("nothing to do") and "--max-time" in said[-1], said
 
 
 def test_resume_refuses_a_different_vocabulary(tmp_path):

@@ -54,7 +54,7 @@ def fit(run: store.Run, out, grad_fn, eval_fn, items_per_step: int, progress=Non
     clock = Clock(run.trained)
     t0, step0 = run.trained, run.step
     with _Signals() as sig:
-        while run.step < tcfg.max_steps:
+        while run.step < tcfg.max_steps and not (tcfg.max_time and run.trained >= tcfg.max_time):
             lr = schedule.learning_rate(tcfg, run.step)
             loss, grads, count = grad_fn(run.params, run.step, run.rng)
             norm = optim.global_norm(grads)
