@@ -114,6 +114,10 @@ class TrainConfig:
         _check(self.max_bad_steps >= 1, f"--max-bad-steps must be >= 1, got {self.max_bad_steps}")
         _check(self.seed >= 0, f"--seed must be >= 0, got {self.seed}")
 
+    def time_spent(self, seconds: float) -> bool:
+        """Whether `seconds` of training use up --max-time (never when it is 0, no limit)."""
+        return bool(self.max_time) and seconds >= self.max_time
+
 
 # The paper's configuration (min-char-rnn): what `--preset paper` sets before explicit flags apply.
 PRESETS = {

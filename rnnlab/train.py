@@ -288,7 +288,7 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
     clock = Clock(trained)
     t_win, step_win, start_step = trained, step, step
     with _Signals() as sig:
-        while step < tcfg.max_steps and not (tcfg.max_time and trained >= tcfg.max_time):   # a spent budget: done
+        while step < tcfg.max_steps and not tcfg.time_spent(trained):     # a resumed run may have none left
             b = step % streams.num_batches
             if b == 0:                       # a new pass over the data: forget the old hidden state
                 state = engine.zero_state(tcfg.batch_size)
@@ -322,7 +322,7 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
                 pending.append(last)
                 bar.set_postfix(loss=f"{m['loss']:.3f}", val=f"{best_val:.3f}" if best_val else "-",
                                 cps=f"{cps:,.0f}", refresh=False)
-            out_of_time = (tcfg.max_time and trained >= tcfg.max_time) or step == stop_at
+            out_of_time = tcfg.time_spent(trained) or step == stop_at
             if step % tcfg.eval_every == 0 or step == tcfg.max_steps or out_of_time or sig.caught:
                 with clock.paused():                  # evaluation and checkpoints are not training time
                     row = {"step": step, "time": round(trained, 3), "wall": round(clock.wall(), 3)}

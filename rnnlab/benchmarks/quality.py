@@ -45,7 +45,7 @@ def run(data: str, budget: float, engine: str = "auto", preset: str = "shakespea
     with tempfile.TemporaryDirectory(prefix="rnnlab-ttq-") as tmp:
         folder = Path(out or tmp) / "run"
         summary = train(mcfg, tcfg, folder, engine, progress=False, log=lambda *a, **k: None,
-                        engine_options={"device": "cpu"} if engine != "numpy" else None)
+                        engine_options={"device": "cpu"})
         rows = [json.loads(ln) for ln in (folder / "metrics.jsonl").read_text().splitlines()]
     curve = [(r["time"], r["wall"], r["val_loss"]) for r in rows if "val_loss" in r]
     return curve, summary["step"]

@@ -35,14 +35,12 @@ def auto_engine(mcfg, job: str = "train", **torch_options) -> str:
     if not torch_available():
         return "numpy"
     device = torch_options.get("device") or "auto"
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 or torch_options.get("precision") == "bf16" \
-            or device in ("cuda", "mps"):
-        return "torch"
     if device == "auto":
-        import torch
-        mps = getattr(torch.backends, "mps", None)
-        if torch.cuda.is_available() or (mps is not None and mps.is_available()):
-            return "torch"
+        from .torch.model import auto_device
+        device = auto_device()
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 or torch_options.get("precision") == "bf16" \
+            or device != "cpu":
+        return "torch"
     return "torch" if mcfg.cell == "lstm" and job != "sample" else "numpy"
 
 

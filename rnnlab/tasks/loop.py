@@ -54,7 +54,7 @@ def fit(run: store.Run, out, grad_fn, eval_fn, items_per_step: int, progress=Non
     clock = Clock(run.trained)
     t0, step0 = run.trained, run.step
     with _Signals() as sig:
-        while run.step < tcfg.max_steps and not (tcfg.max_time and run.trained >= tcfg.max_time):
+        while run.step < tcfg.max_steps and not tcfg.time_spent(run.trained):
             lr = schedule.learning_rate(tcfg, run.step)
             loss, grads, count = grad_fn(run.params, run.step, run.rng)
             norm = optim.global_norm(grads)
@@ -80,7 +80,7 @@ def fit(run: store.Run, out, grad_fn, eval_fn, items_per_step: int, progress=Non
                         "time": round(run.trained, 3)}
                 pending.append(last)
                 bar.set_postfix(loss=f"{last['loss']:.3f}", refresh=False)
-            out_of_time = (tcfg.max_time and run.trained >= tcfg.max_time) or run.step == stop_at
+            out_of_time = tcfg.time_spent(run.trained) or run.step == stop_at
             if run.step % tcfg.eval_every == 0 or run.step == tcfg.max_steps or out_of_time or sig.caught:
                 with clock.paused():                  # evaluation and checkpoints are not training time
                     val = eval_fn(run.params)

@@ -82,6 +82,15 @@ def loss_sum(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
                            y.reshape(-1), reduction="sum")
 
 
+def mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def auto_device() -> str:
+    """What --device auto takes: CUDA, then Apple's MPS, then the CPU."""
+    return "cuda" if torch.cuda.is_available() else "mps" if mps_available() else "cpu"
+
+
 def pick_device(name: str, dtype: str, precision: str, local_rank: int | None = None) -> torch.device:
     """--device auto|cpu|cuda|mps (+ --dtype, --precision) -> a torch.device, or a UserError saying what to change.
 
@@ -90,9 +99,9 @@ def pick_device(name: str, dtype: str, precision: str, local_rank: int | None = 
         raise UserError(f"unknown --device {name!r}; choose one of {', '.join(DEVICES)}")
     if precision not in PRECISIONS:
         raise UserError(f"unknown --precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    mps_ok = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    mps_ok = mps_available()
     if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "mps" if mps_ok else "cpu"
+        name = auto_device()
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device cuda: PyTorch {torch.__version__} sees no CUDA GPU (a CPU-only build, or no "
                         f"driver); use --device cpu, or install a CUDA build of torch")
