@@ -19,7 +19,7 @@ import math
 import sys
 import time
 
-from .config import PRESETS, ModelConfig, TrainConfig
+from .config import CELLS, PRESETS, ModelConfig, TrainConfig
 from .benchmarks.cli import add_subcommand as add_bench_command
 from .experiments.cli import add_subcommands as add_experiment_commands
 from .tasks.cli import add_subcommands as add_task_commands
@@ -52,7 +52,7 @@ HELP = {
     "seed": "random seed (initialisation and dropout)", "dtype": "float32 or float64",
     "max_bad_steps": "stop after this many non-finite steps in a row",
 }
-CHOICES = {"cell": ("rnn", "lstm", "gru"), "optimizer": ("sgd", "adagrad", "rmsprop", "adam"),
+CHOICES = {"cell": CELLS, "optimizer": ("sgd", "adagrad", "rmsprop", "adam"),
            "schedule": ("constant", "step", "cosine"), "schedule_by": ("steps", "time"),
            "dtype": ("float32", "float64"),
            "encoding": ("utf-8", "bytes")}
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "and the cosine follows it")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_engine(t, train=True)
-    _add_config_flags(t, ModelConfig, skip=("vocab_size",))
+    _add_config_flags(t, ModelConfig, skip=("vocab_size", "task", "num_labels"))
     _add_config_flags(t, TrainConfig)
 
     s = sub.add_parser("sample", help="generate text from a trained model",

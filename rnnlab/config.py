@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .cells import NAMES as CELLS
 from .errors import UserError
 
-CELLS = ("rnn", "lstm", "gru")
+TASKS = ("lm", "classify", "seq2seq", "conditional")
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam")
 SCHEDULES = ("constant", "step", "cosine")
 SCHEDULE_CLOCKS = ("steps", "time")
@@ -38,6 +39,8 @@ class ModelConfig:
     num_layers: int = 1          # L
     embed_dim: int = 0           # D; 0 = one-hot input of size V
     dropout: float = 0.0         # between layers and before the decoder, training only
+    task: str = "lm"             # lm: character model; classify, seq2seq, conditional: the task shapes
+    num_labels: int = 0          # C: classes (classify) or conditions (conditional); 0 for lm and seq2seq
 
     def __post_init__(self):
         _check(self.cell in CELLS, f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
@@ -48,6 +51,8 @@ class ModelConfig:
         _check(0 <= self.embed_dim <= MAX_WIDTH,
                f"--embed-dim must be in [0, {MAX_WIDTH}] (0 = one-hot), got {self.embed_dim}")
         _check(0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}")
+        _check(self.task in TASKS, f"unknown task {self.task!r}; the file is corrupt or from a newer rnnlab")
+        _check(self.num_labels >= 0, f"num_labels must be >= 0, got {self.num_labels}")
 
     @property
     def input_size(self) -> int:
@@ -165,4 +170,4 @@ def replace(cfg, **changes):
     return dataclasses.replace(cfg, **changes)
 
 
-__all__ = ["ModelConfig", "TrainConfig", "PRESETS", "CELLS", "to_dict", "from_dict", "replace"]
+__all__ = ["ModelConfig", "TrainConfig", "PRESETS", "CELLS", "TASKS", "to_dict", "from_dict", "replace"]

@@ -29,7 +29,7 @@ DEFAULTS = {
                     max_steps=2000, eval_every=250, val_frac=0.05, log_every=10),
 }
 # Tasks batch whole sequences of characters (no seq_len, no encoding); their loop counts the schedule in steps.
-SKIP = ("vocab_size", "seq_len", "encoding", "schedule_by")
+SKIP = ("vocab_size", "task", "num_labels", "seq_len", "encoding", "schedule_by")
 HELP = {"data": "CSV or TSV table to train on (required)", "batch_size": "sequences per batch (N)",
         "val_frac": "fraction of the rows held out for validation (a seeded random split)"}
 

@@ -1,0 +1,53 @@
+"""The table of recurrent cells: everything the rest of rnnlab needs to know about a cell, in one place.
+
+A cell is a unit. Its maths lives in two places only: `rnnlab/engines/numpy/<name>.py` (the readable step pair
+beside its equations, then the fused sequence pass proven equal to it) and its PyTorch implementation (a fused
+`torch.nn` layer, or a step function in `rnnlab/engines/torch/cells.py` for cells PyTorch lacks). This table is
+the third and last place that names it; config, CLI, both engines, checkpoints, benchmarks and the tests all read
+it, so a new cell is one NumPy file, one torch implementation and one row here.
+
+Each row is plain data:
+    gates       G: the recurrent weights are (G*H, D) and (G*H, H), gate blocks stacked in PyTorch's order
+    state       the names of the state arrays carried between steps, each (L, N, H): ("h",) or ("h", "c")
+    torch       the torch.nn layer with the same parameters (e.g. "LSTM" for nn.LSTM), or "" when PyTorch has
+                none and rnnlab/engines/torch/cells.py implements the step
+    cpu_train   the engine that trains it faster on a CPU (measured: bench/RESULTS.md); --engine auto reads it
+    help        one line for --help
+
+    >>> CELLS["lstm"].gates, CELLS["lstm"].state
+    (4, ('h', 'c'))
+    >>> get("nope")
+    Traceback (most recent call last):
+    ...
+    rnnlab.errors.UserError: unknown cell 'nope'; choose one of rnn, lstm, gru
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str
+    gates: int
+    state: tuple
+    torch: str
+    cpu_train: str
+    help: str
+
+
+CELLS = {c.name: c for c in (
+    Cell("rnn", 1, ("h",), "RNN", "numpy", "the paper's tanh RNN: h = tanh(W_ih x + b_ih + W_hh h + b_hh)"),
+    Cell("lstm", 4, ("h", "c"), "LSTM", "torch", "LSTM (gates i, f, g, o as nn.LSTM)"),
+    Cell("gru", 3, ("h",), "GRU", "numpy", "GRU (gates r, z, n as nn.GRU)"),
+)}
+NAMES = tuple(CELLS)
+
+
+def get(name: str) -> Cell:
+    """The row for `name`; UserError naming the known cells for any other."""
+    if name not in CELLS:
+        raise UserError(f"unknown cell {name!r}; choose one of {', '.join(CELLS)}")
+    return CELLS[name]
