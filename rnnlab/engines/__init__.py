@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from .. import cells
 from ..errors import UserError
 
 ENGINES = ("numpy", "torch", "auto")
@@ -30,18 +31,18 @@ def auto_engine(mcfg, job: str = "train", **torch_options) -> str:
 
     torch on a GPU, under torchrun, or with bf16; on the CPU, torch (its oneDNN kernel) to train and evaluate an
     LSTM, and the NumPy engine for rnn and gru (nn.RNN and nn.GRU have no oneDNN path; the NumPy kernels train
-    them faster, bench/RESULTS.md) and for sampling any cell (one character at a time is all per-call overhead:
+    them faster, bench/RESULTS.md; rnnlab.cells says which per cell) and for sampling any cell (one character at a time is all per-call overhead:
     ~10x faster in NumPy). NumPy when torch is not installed."""
     if not torch_available():
         return "numpy"
     device = torch_options.get("device") or "auto"
     if device == "auto":
-        from .torch.model import auto_device
+        from .torch.device import auto_device
         device = auto_device()
     if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 or torch_options.get("precision") == "bf16" \
             or device != "cpu":
         return "torch"
-    return "torch" if mcfg.cell == "lstm" and job != "sample" else "numpy"
+    return cells.get(mcfg.cell).cpu_train if job != "sample" else "numpy"
 
 
 def make_engine(name: str, mcfg, tcfg, job: str = "train", **torch_options):
@@ -57,12 +58,12 @@ def make_engine(name: str, mcfg, tcfg, job: str = "train", **torch_options):
         if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
             raise UserError("torchrun started several processes but the NumPy engine cannot train distributed; "
                             "use --engine torch (or run one process without torchrun)")
-        from .numpy import Engine
+        from .numpy.engine import Engine
         return Engine(mcfg, tcfg)
     if name == "torch":
         if not torch_available():
             raise UserError("--engine torch needs PyTorch, which is not installed; install it with "
                             "pip install 'rnnlab[torch]' (or use --engine numpy)")
-        from .torch import Engine
+        from .torch.engine import Engine
         return Engine(mcfg, tcfg, **torch_options)
     raise UserError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")

@@ -96,21 +96,23 @@ class Group:
                 raise
             raise self._failure(e) from None
 
-    def gather(self, state: tuple, loss: torch.Tensor):
-        """Local state shares (L, n, H) and local loss sum -> global state (L, K*n, H) in rank order, global loss."""
+    def gather(self, state: tuple | None, loss: torch.Tensor):
+        """Local state shares (L, n, H) and local loss sum -> global state (L, K*n, H) in rank order, global loss.
+        A task without carried state (None) gathers the loss alone and gets None back."""
         K = self.world_size
-        flat = torch.cat([s.reshape(-1) for s in state] + [loss.reshape(1).to(state[0].dtype)])
+        parts = [s.reshape(-1) for s in state or ()]
+        flat = torch.cat(parts + [loss.reshape(1).to(parts[0].dtype if parts else loss.dtype)])
         out = torch.empty(K * flat.numel(), dtype=flat.dtype, device=flat.device)
         all_gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
         all_gather(out, flat)
         out = out.view(K, -1)                                                   # row r = rank r's flat
         full, off = [], 0
-        for s in state:
+        for s in state or ():
             L, n, H = s.shape
             part = out[:, off:off + s.numel()].reshape(K, L, n, H)               # (K, L, n, H)
             full.append(part.transpose(0, 1).reshape(L, K * n, H))              # (L, N, H)
             off += s.numel()
-        return tuple(full), out[:, -1].sum()
+        return (None if state is None else tuple(full)), out[:, -1].sum()
 
     def max_over_ranks(self, *values: int) -> tuple:
         t = torch.tensor([int(v) for v in values], dtype=torch.int64,
