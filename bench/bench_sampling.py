@@ -11,7 +11,7 @@ import hashlib
 import time
 
 from rnnlab.config import ModelConfig, TrainConfig
-from rnnlab.engines.numpy import Engine
+from rnnlab.engines.numpy.engine import Engine
 from rnnlab.sample import generate
 
 

@@ -35,7 +35,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from rnnlab.config import ModelConfig, TrainConfig  # noqa: E402
-from rnnlab.engines.torch import Engine  # noqa: E402
+from rnnlab.engines.torch.engine import Engine  # noqa: E402
 from rnnlab.sample import generate  # noqa: E402
 from rnnlab.text import Streams, Vocab, embedded_corpus, split  # noqa: E402
 
@@ -73,7 +73,7 @@ def engine_trainer(V, H, L, N, T, ids, device):
         if box["b"] == 0:
             box["state"] = engine.zero_state(N)
         x, y = streams.batch(box["b"])
-        _, box["state"] = engine.train_step(params, opt, x, y, box["state"], tcfg.lr, None)
+        _, box["state"] = engine.train_step(params, opt, {"x": x, "y": y}, box["state"], tcfg.lr, None)
         box["b"] = (box["b"] + 1) % streams.num_batches
         return N * T
     return step

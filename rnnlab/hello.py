@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import ModelConfig, TrainConfig
-from .engines.numpy import Engine
+from .engines.numpy.engine import Engine
 from .errors import UserError
 from .sample import generate
 from .text import Vocab
@@ -31,7 +31,7 @@ def train_hello(steps: int = 300, hidden_size: int = 16, seed: int = 0):
     x, y = ids[None, :-1], ids[None, 1:]           # (1, 4): h e l l -> e l l o
     losses = []
     for _ in range(steps):
-        m, _ = engine.train_step(params, opt_state, x, y, engine.zero_state(1), tcfg.lr, None)
+        m, _ = engine.train_step(params, opt_state, {"x": x, "y": y}, engine.zero_state(1), tcfg.lr, None)
         losses.append(m["loss"])
     return engine, params, vocab, losses
 

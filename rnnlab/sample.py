@@ -77,13 +77,8 @@ def default_start(vocab) -> int:
     return vocab.symbols.index(nl) if nl in vocab.symbols else 0
 
 
-def generate(engine, params, vocab, prime: str = "", length: int = 200, num_samples: int = 1, seed: int = 0,
-             temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, argmax: bool = False,
-             unknown: str = "error", on_text=None) -> list:
-    """Generate `num_samples` continuations of `prime`, `length` symbols each. Returns the texts (prime included).
-
-    on_text(k, s), if given, is called with each new piece of text of sample k as soon as it exists (streaming).
-    Same seed, same settings, same engine -> the same text."""
+def check_settings(length, num_samples, seed, temperature, top_k, top_p) -> None:
+    """UserError for a sampling setting out of range."""
     if length < 0:
         raise UserError(f"--length must be >= 0, got {length}")
     if temperature < 0:
@@ -94,38 +89,70 @@ def generate(engine, params, vocab, prime: str = "", length: int = 200, num_samp
         raise UserError(f"--num-samples must be in [1, {1 << 20}], got {num_samples}")
     if seed < 0:
         raise UserError(f"--seed must be >= 0, got {seed}")
+
+
+class _Writer:
+    """The K texts being generated: symbols -> text (bytes vocabularies decoded as UTF-8 as they complete),
+    streamed to on_text(k, piece)."""
+
+    def __init__(self, vocab, K: int, on_text):
+        self.vocab, self.on_text, self.texts = vocab, on_text, [[] for _ in range(K)]
+        self.decoders = [codecs.getincrementaldecoder("utf-8")(errors="replace") for _ in range(K)] \
+            if vocab.encoding == "bytes" else None
+
+    def put(self, k: int, s: str) -> None:
+        if s:
+            self.texts[k].append(s)
+            if self.on_text:
+                self.on_text(k, s)
+
+    def emit(self, ids) -> None:
+        for k, i in enumerate(ids):
+            sym = self.vocab.symbols[int(i)]
+            self.put(k, self.decoders[k].decode(bytes([sym])) if self.decoders else sym)
+
+    def close(self) -> list:
+        for k, d in enumerate(self.decoders or ()):
+            self.put(k, d.decode(b"", final=True))
+        return ["".join(t) for t in self.texts]
+
+
+def generate(engine, params, vocab, prime: str = "", length: int = 200, num_samples: int = 1, seed: int = 0,
+             temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, argmax: bool = False,
+             unknown: str = "error", on_text=None, start=None) -> list:
+    """Generate `num_samples` continuations of `prime`, `length` symbols each. Returns the texts (prime included).
+
+    on_text(k, s), if given, is called with each new piece of text of sample k as soon as it exists (streaming).
+    `start` = (state, line_id) begins every sample from that engine state with line_id read first, and returns a
+    sample to it whenever it writes line_id (a conditional model: each line from its label's state); without it
+    the state starts at zeros and the prime (or a newline) is read first. Same seed, settings, engine -> same text.
+    Raises UserError for out-of-range settings and for prime characters the vocabulary lacks."""
+    check_settings(length, num_samples, seed, temperature, top_k, top_p)
     rng = np.random.default_rng(seed)
     prime_ids = encode_prime(vocab, prime, unknown)
-    feed = prime_ids or [default_start(vocab)]
-    K = num_samples
-    decoders = [codecs.getincrementaldecoder("utf-8")(errors="replace") for _ in range(K)] \
-        if vocab.encoding == "bytes" else None
-    texts = [[] for _ in range(K)]
-
-    def emit(ids):
-        for k, i in enumerate(ids):
-            sym = vocab.symbols[int(i)]
-            s = decoders[k].decode(bytes([sym])) if decoders else sym
-            if s:
-                texts[k].append(s)
-                if on_text:
-                    on_text(k, s)
-
-    state = engine.zero_state(K)
+    K, out = num_samples, _Writer(vocab, num_samples, on_text)
+    if start is None:
+        state, feed, restart = engine.zero_state(K), prime_ids or [default_start(vocab)], None
+    else:
+        state, line = start
+        restart = engine.step(params, np.full(K, line, dtype=np.int64), state)    # a line's first logits, state
+        state, feed = restart[1], prime_ids
+        logits = restart[0]
     for i in feed:                                # run the prime through the network, one symbol at a time
         logits, state = engine.step(params, np.full(K, i, dtype=np.int64), state)
-    if prime_ids:
-        for i in prime_ids:
-            emit([i] * K)
+    for i in prime_ids:
+        out.emit([i] * K)
     for _ in range(length):
         ids = pick(logits, rng, temperature, top_k, top_p, argmax)
-        emit(ids)
+        out.emit(ids)
         logits, state = engine.step(params, ids.astype(np.int64), state)
-    if decoders:
-        for k, d in enumerate(decoders):
-            tail = d.decode(b"", final=True)
-            if tail:
-                texts[k].append(tail)
-                if on_text:
-                    on_text(k, tail)
-    return ["".join(t) for t in texts]
+        if restart is not None and (ids == line).any():       # back to the line's start
+            logits, state = _restart(engine, ids == line, restart, (logits, state))
+    return out.close()
+
+
+def _restart(engine, rows, fresh, current):
+    """(logits, state) with the chosen rows (K,) bool taken from `fresh`, the others from `current`."""
+    state = tuple(np.where(rows[None, :, None], a, b) for a, b in
+                  zip(engine.export_state(fresh[1]), engine.export_state(current[1])))   # each (L, K, H)
+    return np.where(rows[:, None], fresh[0], current[0]), engine.load_state(state)

@@ -4,17 +4,23 @@ Tensors (all NumPy, whatever the engine):
     param.<name>       the model, PyTorch names (param.rnn.weight_ih_l0, param.decoder.weight, ...)
     opt.<name>.<slot>  optimiser state, and opt.step
     state.h, state.c   the hidden state carried between batches (truncated BPTT), (L, N, H)
-Metadata (JSON): model and train configs, vocabulary, step, best validation loss, the dropout RNG's state, the
-engine that wrote it, and the data it was trained on. Everything needed to sample, evaluate or resume exactly.
+Metadata (JSON): model and train configs (the model's `task` says which network: lm, classify, seq2seq,
+conditional), vocabulary, step, best validation loss and score, the dropout RNG's state, the engine that wrote it,
+the data it was trained on and the task's own fields (labels, columns, ...). Everything needed to sample, evaluate,
+predict or resume exactly. One loader for every task: `load(path, task)` checks that the file holds a `task`
+model and every tensor's name and shape before use, so a checkpoint handed to the wrong command fails with one line
+that names the right command.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint
+from . import cells, checkpoint
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
 from .errors import UserError
 from .text import Vocab
@@ -34,6 +40,18 @@ class Snapshot:
     extra: dict = field(default_factory=dict)   # engine, data fingerprint, last metrics, task ...
 
 
+COMMANDS = {"classify": "rnnlab predict RUN (and rnnlab classify --resume RUN)",
+            "seq2seq": "rnnlab seq2seq predict RUN (and rnnlab seq2seq train --resume RUN)",
+            "conditional": "rnnlab sample RUN --condition LABEL (and rnnlab train --resume RUN)",
+            "lm": "rnnlab sample / rnnlab eval (and rnnlab train --resume RUN)"}
+
+
+def describe(task: str, where) -> str:
+    """The one-line error for a checkpoint handed to the wrong command."""
+    kind = "character-model" if task == "lm" else task
+    return f"{where} is a {kind} checkpoint, not one this command reads; use {COMMANDS.get(task, 'another command')}"
+
+
 class NonFinite(RuntimeError):
     """A tensor to be saved holds inf or NaN: training diverged (the loop turns this into a UserError)."""
 
@@ -50,17 +68,27 @@ def save(path, snap: Snapshot, state_names=("h", "c")) -> None:
     checkpoint.save(path, tensors, meta)
 
 
-def load(path) -> Snapshot:
-    tensors, meta = checkpoint.load(path)
-    where = str(path)
-    if meta.get("task", "lm") != "lm":          # a classify/seq2seq/conditional checkpoint (rnnlab/tasks/store.py)
-        from .tasks.store import describe
-        raise UserError(describe(meta["task"], where))
+def _configs(meta: dict, where: str):
+    """(ModelConfig, TrainConfig) of the metadata. A task checkpoint from before the model config knew its task
+    (rnnlab 0.1) names the task in the metadata only: its config is completed from there."""
     for key in ("model", "train", "vocab", "step"):
         if key not in meta:
             raise UserError(f"{where}: checkpoint metadata lacks {key!r}; the file is not a complete rnnlab checkpoint")
-    mcfg = from_dict(ModelConfig, meta["model"], where)
-    tcfg = from_dict(TrainConfig, meta["train"], where)
+    model = meta["model"]
+    if isinstance(model, dict) and "task" not in model and meta.get("task", "lm") != "lm":
+        model = {**model, "task": meta["task"], "num_labels": len(meta.get("labels") or ())}
+    return from_dict(ModelConfig, model, where), from_dict(TrainConfig, meta["train"], where)
+
+
+def load(path, task: str | None = None) -> Snapshot:
+    """The checkpoint at `path` (a .safetensors file) as a Snapshot, checked whole; with `task`, a UserError naming
+    the right command unless the file holds a model of that task."""
+    tensors, meta = checkpoint.load(path)
+    where = str(path)
+    got = meta.get("task", "lm")
+    if task is not None and got != task:
+        raise UserError(describe(got, where))
+    mcfg, tcfg = _configs(meta, where)
     vocab = Vocab.from_json(meta["vocab"])
     if len(vocab) != mcfg.vocab_size:
         raise UserError(f"{where}: vocabulary has {len(vocab)} symbols but the model expects {mcfg.vocab_size}; "
@@ -81,9 +109,28 @@ def load(path) -> Snapshot:
         raise UserError(f"{where}: its best_val {best_val!r} is not a finite number; the checkpoint is corrupt")
     if rng is not None:
         _check_rng(rng, where)
-    state = tuple(group["state"][n] for n in ("h", "c") if n in group["state"])
+    state = tuple(group["state"][n] for n in cells.get(mcfg.cell).state if n in group["state"])
     extra = {k: v for k, v in meta.items() if k not in ("model", "train", "vocab", "step", "best_val", "rng")}
     return Snapshot(mcfg, tcfg, vocab, group["param"], group["opt"], state, step, best_val, rng, extra)
+
+
+def task_of(path) -> str | None:
+    """The task a run directory or checkpoint was trained for ("lm" for character models), read from the JSON
+    header alone (no tensor data, no checksum: a cheap look before routing a command); None when there is no
+    readable header there, and the command's own loading then says why."""
+    p = Path(path)
+    if p.is_dir():
+        p = next((q for q in (p / "latest.safetensors", p / "best.safetensors") if q.is_file()), None)
+    try:
+        with open(p, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if not 0 < n <= checkpoint.MAX_HEADER:
+                return None
+            info = json.loads(json.loads(f.read(n))["__metadata__"]["rnnlab"])
+        task = info["meta"].get("task", "lm")
+        return task if isinstance(task, str) else None
+    except (OSError, TypeError, KeyError, ValueError, AttributeError):
+        return None
 
 
 def check_resumable(snap: Snapshot, where) -> None:
@@ -122,7 +169,7 @@ def _check_resume_parts(group: dict, mcfg: ModelConfig, tcfg: TrainConfig, where
             raise UserError(f"{where}: opt.step is not a whole number >= 0; the checkpoint is corrupt")
     state = group["state"]
     if state:
-        names = ("h", "c") if mcfg.cell == "lstm" else ("h",)
+        names = cells.get(mcfg.cell).state
         shape = (mcfg.num_layers, tcfg.batch_size, mcfg.hidden_size)
         if set(state) != set(names) or any(state[n].shape != shape for n in names):
             raise UserError(f"{where}: its hidden state does not match the config (expected {', '.join(names)} of "

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, snapshot
+from .config import replace
 from .engines.numpy import model
 from .errors import UserError
 from .text import read_text
@@ -71,28 +72,20 @@ def top_units(r, k: int = 5) -> list:
     return [(int(u), float(r[u])) for u in order]
 
 
-def layer_inputs(params: dict, cfg, ids: np.ndarray, state: tuple) -> list:
-    """What each layer reads and writes, without dropout: [x_0, h^(0), ..., h^(L-1)], where x_0 is the ids
-    (one-hot input) or their embeddings (N, T, D) and h^(k) = layer k's h_1..h_T (N, T, H), each layer run by its
-    cell's public forward from state (a tuple of (L, N, H))."""
-    cell = model.CELLS[cfg.cell]
-    xs = [params["encoder.weight"][ids] if cfg.embed_dim else ids]
-    for k in range(cfg.num_layers):
-        out, _, _ = cell.forward(xs[-1], tuple(s[k] for s in state), model.layer_params(params, k))  # (N, T, H)
-        xs.append(out)
-    return xs
-
-
 def run_model(params: dict, cfg, ids: np.ndarray, layer: int, chunk: int = 256):
     """Read ids (T,) with one stream, the state carried from zeros. Returns (acts (T, H) of the layer,
-    probs (T, V) of the next character), float64. The predictions and the carried state come from model.forward."""
+    probs (T, V) of the next character), float64, both from the one model: the layer's outputs are the top of the
+    stack cut after that layer (model.stack_forward), the predictions model.forward's, without dropout."""
     params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    k = layer % cfg.num_layers
+    below = replace(cfg, num_layers=k + 1)                            # the stack up to and including the layer
     state = model.zero_state(cfg, 1, np.float64)
     acts, probs = [], []
     for start in range(0, len(ids), chunk):
         x = np.asarray(ids[start:start + chunk], dtype=np.int64)[None]     # (1, t)
-        acts.append(layer_inputs(params, cfg, x, state)[layer % cfg.num_layers + 1][0])   # (t, H)
-        logits, state, _ = model.forward(params, cfg, x, state)      # (1, t, V)
+        out, _, _ = model.stack_forward(params, below, x, tuple(s[:k + 1] for s in state))
+        acts.append(out[0])                                            # (t, H)
+        logits, state, _ = model.forward(params, cfg, {"x": x}, state)     # (1, t, V)
         z = logits[0] - logits[0].max(axis=1, keepdims=True)
         p = np.exp(z)
         probs.append(p / p.sum(axis=1, keepdims=True))                # (t, V)
@@ -106,7 +99,7 @@ def _shown(sym) -> str:
 
 def build(path, text_file, layer: int = -1, max_chars: int = 2000, which: str = "best", unknown: str = "error"):
     """Everything the page shows, as a dict (also what `rnnlab viz` prints from)."""
-    snap = snapshot.load(checkpoint.resolve(path, which))
+    snap = snapshot.load(checkpoint.resolve(path, which), "lm")
     cfg, vocab = snap.mcfg, snap.vocab
     if not -cfg.num_layers <= layer < cfg.num_layers:
         raise UserError(f"--layer {layer} is out of range: the model has {cfg.num_layers} layer(s), "

@@ -34,16 +34,16 @@ def _step_cost(engine_name, cell, V, H, L, N, T, steps):
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, V, (N, T)), rng.integers(0, V, (N, T))
     state = engine.zero_state(N)
-    engine.train_step(params, opt, x, y, state, 1e-3, rng)               # warm-up
+    engine.train_step(params, opt, {"x": x, "y": y}, state, 1e-3, rng)               # warm-up
     times = []
     for _ in range(steps):
         t0 = time.perf_counter()
-        engine.train_step(params, opt, x, y, state, 1e-3, rng)
+        engine.train_step(params, opt, {"x": x, "y": y}, state, 1e-3, rng)
         times.append(time.perf_counter() - t0)
     mb = None
     if engine_name == "numpy":
         tracemalloc.start()
-        engine.train_step(params, opt, x, y, state, 1e-3, rng)
+        engine.train_step(params, opt, {"x": x, "y": y}, state, 1e-3, rng)
         mb = tracemalloc.get_traced_memory()[1] / 2 ** 20
         tracemalloc.stop()
     return statistics.median(times), mb

@@ -51,7 +51,7 @@ def engine_trainer(engine_name, cell, V, H, L, N, T, ids, preset=None):
         if box["b"] == 0:
             box["state"] = engine.zero_state(tcfg.batch_size)
         x, y = streams.batch(box["b"])
-        _, box["state"] = engine.train_step(params, opt, x, y, box["state"], tcfg.lr, rng)
+        _, box["state"] = engine.train_step(params, opt, {"x": x, "y": y}, box["state"], tcfg.lr, rng)
         box["b"] = (box["b"] + 1) % streams.num_batches
         return tcfg.batch_size * tcfg.seq_len
     return step

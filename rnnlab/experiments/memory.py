@@ -9,11 +9,12 @@ The recall task. One sequence has T = lag + 1 inputs and one target, at the last
 Only the last step has a loss (cross-entropy against s), so the one thing that helps is carrying s across `lag`
 steps of distractors: exactly what vanishing gradients make hard. Chance accuracy is 1/K.
 
-All three cells get the same parameter budget P (H is solved per cell: the largest H whose model has at most P
+All cells get the same parameter budget P (H is solved per cell: the largest H whose model has at most P
 parameters, counted by model.param_shapes) and the same budget of optimiser steps, batch size, learning rate,
-and the very same training sequences. Each (cell, lag) is trained from scratch with model.forward/backward and
-optim.clip_/update_ (Adam, global-norm clip), then scored on fresh sequences. Shapes: N sequences, T = lag + 1,
-V = K + M + 1.
+and the very same training sequences (batch s is drawn from a generator seeded by (seed, lag, s)). Each
+(cell, lag) is a character model trained from scratch by the one training loop (rnnlab/loop.py, in a temporary
+run folder; Adam, global-norm clip) with the loss masked to the last step, on any engine, then scored on fresh
+sequences. Shapes: N sequences, T = lag + 1, V = K + M + 1.
 
     >>> task = Task(symbols=4, distractors=2)
     >>> x, y = task.batch(np.random.default_rng(0), n=2, lag=3)
@@ -22,15 +23,19 @@ V = K + M + 1.
 """
 from __future__ import annotations
 
+import json
 import math
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from .. import schedule
-from ..config import ModelConfig, TrainConfig
-from ..engines.numpy import model, optim
+from .. import loop
+from ..config import ModelConfig, TrainConfig, replace
+from ..engines.numpy import model
+from ..text import Vocab
 
 LAGS = (5, 10, 20, 50, 100)
 QUICK_LAGS = (5, 10)
@@ -70,60 +75,68 @@ def hidden_for_budget(cell: str, vocab_size: int, budget: int) -> int:
     return H
 
 
-def last_step_loss(params, cfg, x, y, scale: float):
-    """Forward over all steps, cross-entropy at the last only. Returns (summed loss, dlogits (N, T, V), cache,
-    logits at the last step (N, V))."""
-    logits, _, cache = model.forward(params, cfg, x, model.zero_state(cfg, x.shape[0], params["decoder.bias"].dtype))
-    last = logits[:, -1:].copy()                                     # (N, 1, V)
-    loss, dlast = model.softmax_cross_entropy(last.copy(), y[:, None], scale)
-    dlogits = np.zeros_like(logits)                                  # (N, T, V): no loss before the last step
-    dlogits[:, -1:] = dlast
-    return loss, dlogits, cache, last[:, 0]
+def last_step_batch(x, y) -> dict:
+    """The recall batch for the one model: targets at every step, only the last one scored."""
+    targets = np.zeros_like(x)                                       # (N, T)
+    targets[:, -1] = y
+    mask = np.zeros(x.shape, bool)
+    mask[:, -1] = True
+    return {"x": x, "y": targets, "mask": mask}
 
 
-def evaluate(params, cfg, task: Task, lag: int, n: int, seed: int, chunk: int = 500):
-    """(accuracy, mean loss in nats) on n fresh sequences; argmax over all V outputs."""
+def evaluate(engine, params, task: Task, lag: int, n: int, seed: int, chunk: int = 500):
+    """(accuracy, mean loss in nats) on n fresh sequences; argmax over all V outputs at the last step."""
     rng = np.random.default_rng(seed)
     correct, total = 0, 0.0
     for start in range(0, n, chunk):
         x, y = task.batch(rng, min(chunk, n - start), lag)
-        loss, _, _, last = last_step_loss(params, cfg, x, y, 1.0)
-        correct += int((last.argmax(axis=1) == y).sum())
-        total += loss
+        b = last_step_batch(x, y)
+        logits, _ = engine.logits(params, b, engine.zero_state(len(x)))   # (N, T, V)
+        correct += int((logits[:, -1].argmax(axis=1) == y).sum())
+        total += engine.evaluate(params, b, engine.zero_state(len(x)))[0]
     return correct / n, total / n
 
 
+def _forget_bias(bias: float, hidden: int):
+    """An init hook adding `bias` to an LSTM's forget gate (b_ih's second block: gates i, f, g, o)."""
+    def init(params: dict) -> dict:
+        params["rnn.bias_ih_l0"][hidden:2 * hidden] += bias
+        return params
+    return init
+
+
 def train_one(cell: str, hidden: int, task: Task, lag: int, steps: int, tcfg: TrainConfig, eval_n: int,
-              forget_bias: float = 0.0):
+              forget_bias: float = 0.0, engine: str = "numpy"):
     """Train a fresh model on one lag; returns a dict of what was measured. forget_bias (lstm only) is added to the
     forget gate's b_ih at initialisation (0 = PyTorch's initialisation, what rnnlab train uses)."""
     cfg = ModelConfig(cell=cell, vocab_size=task.vocab_size, hidden_size=hidden)
-    params = model.init_params(cfg, tcfg.seed, np.dtype(tcfg.dtype))
-    if cell == "lstm" and forget_bias:
-        params["rnn.bias_ih_l0"][hidden:2 * hidden] += forget_bias     # gates i, f, g, o: f is the second block
-    opt_state = optim.init_state(params, tcfg)
-    rng = np.random.default_rng(tcfg.seed + 1000 * lag)              # same data stream for every cell at this lag
-    t0, losses = time.perf_counter(), []
-    for step in range(steps):
-        x, y = task.batch(rng, tcfg.batch_size, lag)                 # (N, T), (N,)
-        loss, dlogits, cache, _ = last_step_loss(params, cfg, x, y, 1.0 / tcfg.batch_size)
-        grads = model.backward(dlogits, params, cfg, cache)
-        norm = optim.global_norm(grads)
-        if not (math.isfinite(loss) and math.isfinite(norm)):
-            continue                                                 # skip a non-finite step, as train.py does
-        optim.clip_(grads, tcfg, norm)
-        optim.update_(params, grads, opt_state, tcfg, schedule.learning_rate(tcfg, step))
-        losses.append(loss / tcfg.batch_size)
-    acc, eval_loss = evaluate(params, cfg, task, lag, eval_n, tcfg.seed + 7919)
+    vocab = Vocab([chr(0x100 + i) for i in range(task.vocab_size)])   # the ids have no text: placeholder symbols
+    tcfg = replace(tcfg, max_steps=steps, eval_every=steps, log_every=1)
+
+    def prepare(mcfg, tcfg, opts, snap, run):
+        def batch(step: int) -> dict:
+            return last_step_batch(*task.batch(np.random.default_rng([tcfg.seed, lag, step]), tcfg.batch_size, lag))
+
+        def score(engine, params) -> dict:
+            acc, loss = evaluate(engine, params, task, lag, eval_n, tcfg.seed + 7919)
+            return {"accuracy": acc, "eval_loss": loss, "score": [acc], "line": f"accuracy {acc:.3f}"}
+        init = _forget_bias(forget_bias, hidden) if cell == "lstm" and forget_bias else None
+        return loop.Setup(cfg, vocab, {}, loop.Job(batch, score, tcfg.batch_size), f"recall at lag {lag}", init)
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="rnnlab-memory-") as tmp:
+        res = loop.train(prepare, cfg, tcfg, Path(tmp) / "run", engine, progress=False, log=lambda *a, **k: None)
+        rows = [json.loads(ln) for ln in open(Path(tmp) / "run" / "metrics.jsonl")]
+    losses = [r["loss"] for r in rows if r.get("loss") is not None and "val" not in r and "accuracy" not in r]
     tail = losses[-max(1, len(losses) // 10):]
     return {"cell": cell, "hidden": hidden, "params": count_params(cfg), "lag": lag, "steps": steps,
-            "accuracy": acc, "eval_loss": eval_loss, "train_loss": float(np.mean(tail)) if tail else float("nan"),
-            "seconds": time.perf_counter() - t0}
+            "accuracy": res["accuracy"], "eval_loss": res["eval_loss"],
+            "train_loss": float(np.mean(tail)) if tail else float("nan"), "seconds": time.perf_counter() - t0}
 
 
 def run(cells=("rnn", "lstm", "gru"), lags=LAGS, steps: int = 2000, budget: int = 6500, batch_size: int = 32,
         lr: float = 3e-3, seed: int = 0, task: Task = Task(), eval_n: int = 2000, forget_bias: float = 0.0,
-        log=print) -> list:
+        log=print, engine: str = "numpy") -> list:
     """Every (cell, lag) pair; returns the list of result dicts (see train_one)."""
     tcfg = TrainConfig(batch_size=batch_size, seq_len=1, optimizer="adam", lr=lr, clip_norm=1.0, seed=seed,
                        max_steps=steps, dtype="float32")
@@ -135,7 +148,7 @@ def run(cells=("rnn", "lstm", "gru"), lags=LAGS, steps: int = 2000, budget: int 
     results = []
     for lag in lags:
         for c in cells:
-            r = train_one(c, hidden[c], task, lag, steps, tcfg, eval_n, forget_bias)
+            r = train_one(c, hidden[c], task, lag, steps, tcfg, eval_n, forget_bias, engine)
             log(f"  {c:<5} H={r['hidden']:<4} at lag {lag:>4}: accuracy {r['accuracy']:.3f}, test loss "
                 f"{r['eval_loss']:.3f} nats ({r['seconds']:.1f} s)")
             results.append(r)

@@ -14,61 +14,21 @@ Parameters: a whole core language model ("encoder.weight" when embed_dim > 0, "r
 "cond.weight". Validation reports nats/char with the true label, and how often the true label is the one under
 which the line is most likely ("label accuracy"): a model that ignored its condition would score the majority rate.
 
-    >>> from rnnlab.config import ModelConfig
-    >>> cfg = ModelConfig(cell="lstm", vocab_size=4, hidden_size=3, num_layers=2)
-    >>> p = init_params(cfg, 5, 0, np.float64)
-    >>> h0, c0 = initial_state(p, cfg, np.array([4, 0]))
-    >>> h0.shape, bool(np.array_equal(h0[1, 0], p["cond.weight"][4, 3:6]))
-    ((2, 2, 3), True)
+    >>> line_batch([np.array([3, 1])], nl=0, seq_len=8)[0].tolist()          # x = "\\n" + line
+    [[0, 3, 1]]
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import data, loop, net, store
+from . import data
+from .. import loop
 from ..config import replace
-from ..engines.numpy import model
 from ..errors import UserError
-from ..sample import encode_prime, pick
+from ..sample import check_settings, generate as generate_text
 from ..text import Vocab
 
 NL = "\n"
-
-
-def shapes(mcfg, info) -> dict:
-    S = model.CELLS[mcfg.cell].STATE_SIZE
-    return {**model.param_shapes(mcfg), "cond.weight": (len(info["labels"]), S * mcfg.num_layers * mcfg.hidden_size)}
-
-
-def init_params(mcfg, n_labels: int, seed: int, dtype) -> dict:
-    S = model.CELLS[mcfg.cell].STATE_SIZE
-    k = 1.0 / np.sqrt(mcfg.hidden_size)
-    return {**model.init_params(mcfg, seed, dtype),
-            "cond.weight": net.uniform((n_labels, S * mcfg.num_layers * mcfg.hidden_size), seed + 1, k, dtype)}
-
-
-def initial_state(params, mcfg, labels) -> tuple:
-    """Label ids (N,) -> the state tuple, each (L, N, H): rows of cond.weight laid out as [state][layer][unit]."""
-    S = model.CELLS[mcfg.cell].STATE_SIZE
-    L, H = mcfg.num_layers, mcfg.hidden_size
-    e = params["cond.weight"][labels].reshape(len(labels), S, L, H)           # (N, S, L, H)
-    return tuple(np.ascontiguousarray(e[:, i].transpose(1, 0, 2)) for i in range(S))   # S x (L, N, H)
-
-
-def loss_and_grads(params, mcfg, labels, x, y, mask, rng=None):
-    """x, y (N, T) ids, mask (N, T) bool, labels (N,). Returns (loss summed over real steps, grads of its mean
-    over the N lines)."""
-    N = x.shape[0]
-    out, _, cache = net.forward(params, mcfg, x, None, initial_state(params, mcfg, labels), rng)
-    logits = net.linear(out, params["decoder.weight"], params["decoder.bias"])   # (N, T, V)
-    loss, dlogits = net.masked_cross_entropy(logits, y, mask, 1.0 / N)
-    dout, dw, db = net.linear_backward(dlogits, out, params["decoder.weight"])   # (N, T, H)
-    grads, dstate0 = net.backward(dout, None, params, mcfg, cache)
-    d = np.stack(dstate0, axis=0).transpose(2, 0, 1, 3).reshape(N, -1)       # (N, S*L*H), like initial_state
-    dcond = np.zeros_like(params["cond.weight"])
-    np.add.at(dcond, labels, d)                                                # scatter-add into each label's row
-    grads.update({"decoder.weight": dw, "decoder.bias": db, "cond.weight": dcond})
-    return loss, grads
 
 
 def line_batch(seqs, nl: int, seq_len: int):
@@ -80,102 +40,65 @@ def line_batch(seqs, nl: int, seq_len: int):
     return x, y, mask
 
 
-def line_losses(params, mcfg, labels, x, y, mask) -> np.ndarray:
-    """Summed nats of each line (N,) under the given labels."""
-    out, _, _ = net.forward(params, mcfg, x, None, initial_state(params, mcfg, labels))
-    logp = net.log_softmax(net.linear(out, params["decoder.weight"], params["decoder.bias"]))   # (N, T, V)
+def line_losses(engine, params, labels, x, y, mask) -> np.ndarray:
+    """Summed nats of each line (N,) under the given labels (N,)."""
+    logits, _ = engine.logits(params, {"x": x, "y": y, "mask": mask, "labels": labels})
+    z = logits - logits.max(axis=-1, keepdims=True)                           # (N, T, V) float64
+    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
     picked = np.take_along_axis(logp, y[..., None], axis=2)[..., 0]           # (N, T)
     return -(picked * mask).sum(axis=1)
 
 
-def generate(params, mcfg, vocab, labels, label: str, prime: str = "", length: int = 200, num_samples: int = 1,
+def generate(engine, params, vocab, labels, label: str, prime: str = "", length: int = 200, num_samples: int = 1,
              seed: int = 0, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, argmax: bool = False,
              unknown: str = "error", on_text=None) -> list:
     """`num_samples` texts of `length` characters written as `label` (after `prime`, which is included).
-    Every line starts from the label's state. on_text(k, s) streams each new piece of sample k."""
+    Every line starts from the label's state (rnnlab.sample.generate with start=). on_text(k, s) streams each new
+    piece of sample k. Raises UserError for a label the model does not know."""
     if label not in labels:
         shown = ", ".join(repr(s) for s in labels[:12]) + (", ..." if len(labels) > 12 else "")
         raise UserError(f"unknown condition {label!r}; this model knows {len(labels)} labels: {shown}")
-    if length < 0 or num_samples < 1 or temperature < 0 or top_k < 0 or not 0.0 < top_p <= 1.0:
-        raise UserError("--length and --top-k must be >= 0, --num-samples >= 1, --temperature >= 0, "
-                        "--top-p in (0, 1]")
-    rng = np.random.default_rng(seed)
-    K, nl = num_samples, vocab.symbols.index(NL)
-    s0 = initial_state(params, mcfg, np.full(K, labels.index(label)))
-    dec = (params["decoder.weight"], params["decoder.bias"])
-
-    def step(ids, state):
-        out, state, _ = net.forward(params, mcfg, ids[:, None], None, state)
-        return net.linear(out[:, 0], *dec).astype(np.float64), state          # (K, V)
-
-    texts = [[prime] for _ in range(K)]
-    fresh_logits, fresh_state = step(np.full(K, nl, dtype=np.int64), s0)   # a line's start: "\n" read from s_0
-    logits, state = fresh_logits, fresh_state
-    for i in encode_prime(vocab, prime, unknown):
-        logits, state = step(np.full(K, i, dtype=np.int64), state)
-    if on_text and prime:
-        for k in range(K):
-            on_text(k, prime)
-    for _ in range(length):
-        ids = pick(logits, rng, temperature, top_k, top_p, argmax)            # (K,)
-        for k, i in enumerate(ids.tolist()):
-            texts[k].append(vocab.symbols[i])
-            if on_text:
-                on_text(k, vocab.symbols[i])
-        logits, state = step(ids.astype(np.int64), state)
-        ended = ids == nl                                                     # a new line: back to the label's start
-        if ended.any():
-            state = tuple(np.where(ended[None, :, None], a, b) for a, b in zip(fresh_state, state))
-            logits = np.where(ended[:, None], fresh_logits, logits)
-    return ["".join(t) for t in texts]
+    check_settings(length, num_samples, seed, temperature, top_k, top_p)
+    state = engine.initial_state(params, {"labels": np.full(num_samples, labels.index(label))})
+    return generate_text(engine, params, vocab, prime, length, num_samples, seed, temperature, top_k, top_p, argmax,
+                         unknown, on_text, start=(state, vocab.symbols.index(NL)))
 
 
-def train(mcfg, tcfg, opts: dict, out, resume: bool = False, overrides: dict | None = None, progress=None,
-          log=print, stop_at=None) -> dict:
-    """Train a label-conditioned character model on the table at tcfg.data (or resume the run in `out`).
-    opts: condition_column, text_column, delimiter. Returns the last validation figures."""
-    run = loop.open_run(out, resume, "conditional", shapes)
-    if run is not None:
-        opts, mcfg = run.info["options"], run.mcfg
-        run.tcfg = tcfg = replace(run.tcfg, **(overrides or {}))
+def _table(tcfg, opts: dict, snap):
+    """(opts with the text column filled in, label names, the rows' labels and texts) of the table at tcfg.data."""
     text_col = opts.get("text_column") or data.other_column(tcfg.data, opts["condition_column"], opts.get("delimiter"))
     opts = {**opts, "text_column": text_col}
     cols = data.read_table(tcfg.data, {"condition": opts["condition_column"], "text": text_col}, opts.get("delimiter"))
-    names = sorted(set(cols["condition"])) if run is None else run.info["labels"]
+    names = sorted(set(cols["condition"])) if snap is None else snap.extra["labels"]
     unknown = sorted(set(cols["condition"]) - set(names))
     if unknown:
         raise UserError(f"{tcfg.data}: labels {unknown[:6]} are not among the run's; resume on the same table")
     if any(NL in t for t in cols["text"]):
         raise UserError(f"{tcfg.data}: a text field holds a newline; each row must be one line")
-    vocab = Vocab.from_text("".join(cols["text"]) + NL) if run is None else run.vocab
-    seqs = data.encode_all(vocab, cols["text"], "data")
-    y_lab = np.array([names.index(s) for s in cols["condition"]], dtype=np.int64)
+    return opts, names, cols["condition"], cols["text"]
+
+
+def prepare(mcfg, tcfg, opts: dict, snap, run) -> loop.Setup:
+    """The conditional model's Setup: the table's lines, labels and a seeded split (the run's, when resuming)."""
+    opts, names, conds, texts = _table(tcfg, opts, snap)
+    vocab = Vocab.from_text("".join(texts) + NL) if snap is None else snap.vocab
+    seqs = data.encode_all(vocab, texts, "data")
+    y_lab = np.array([names.index(s) for s in conds], dtype=np.int64)
     tr, va = data.split(len(seqs), tcfg.val_frac, tcfg.seed)
     nl = vocab.symbols.index(NL)
-    if run is None:
-        mcfg = replace(mcfg, vocab_size=len(vocab))
-        params = init_params(mcfg, len(names), tcfg.seed, np.dtype(tcfg.dtype))
-        from ..engines.numpy.optim import init_state
-        run = store.Run("conditional", mcfg, tcfg, vocab, params, init_state(params, tcfg), 0, None,
-                        np.random.default_rng(tcfg.seed + 1), {"labels": names, "options": opts})
-    log(f"rnnlab train (conditional on {opts['condition_column']!r}, {len(names)} labels): {mcfg.cell} "
-        f"H={mcfg.hidden_size} L={mcfg.num_layers} V={len(vocab)} | {len(tr):,} train / {len(va):,} val lines | "
-        f"N={tcfg.batch_size} {tcfg.optimizer} lr={tcfg.lr:g} | "
-        f"{'resuming at step %d, ' % run.step if run.step else ''}run dir {out}")
 
-    def grad_fn(params, step, rng):
+    def batch(step: int) -> dict:
         rows = tr[data.batch_rows(len(tr), tcfg.batch_size, step, tcfg.seed)]
         x, y, mask = line_batch([seqs[i] for i in rows], nl, tcfg.seq_len)
-        loss, grads = loss_and_grads(params, mcfg, y_lab[rows], x, y, mask, rng)
-        return loss, grads, int(mask.sum())
+        return {"x": x, "y": y, "mask": mask, "labels": y_lab[rows]}
 
-    def eval_fn(params):
+    def evaluate(engine, params) -> dict:
         rows = va if len(va) else tr
         nats, chars, right = 0.0, 0, 0
         for a in range(0, len(rows), 256):
             r = rows[a:a + 256]
             x, y, mask = line_batch([seqs[i] for i in r], nl, tcfg.seq_len)
-            per_label = np.stack([line_losses(params, mcfg, np.full(len(r), c), x, y, mask)
+            per_label = np.stack([line_losses(engine, params, np.full(len(r), c), x, y, mask)
                                   for c in range(len(names))], axis=1)         # (n, C)
             nats += float(per_label[np.arange(len(r)), y_lab[r]].sum())
             chars += int(mask.sum())
@@ -186,4 +109,15 @@ def train(mcfg, tcfg, opts: dict, out, resume: bool = False, overrides: dict | N
         return {"val_loss": loss, "val_label_acc": acc, "score": [-loss],
                 "line": f"{which} {loss:.4f} nats/char  label accuracy {acc:.4f} (majority {majority:.4f})"}
 
-    return loop.fit(run, out, grad_fn, eval_fn, tcfg.batch_size, progress, log, stop_at)
+    mcfg = replace(mcfg, vocab_size=len(vocab), task="conditional", num_labels=len(names))
+    return loop.Setup(mcfg, vocab, {"labels": names, "options": opts}, loop.Job(batch, evaluate, tcfg.batch_size),
+                      f"conditional on {opts['condition_column']!r}, {len(names)} labels | {len(tr):,} train / "
+                      f"{len(va):,} val lines")
+
+
+def train(mcfg, tcfg, opts: dict, out, resume: bool = False, overrides: dict | None = None, progress=None,
+          log=print, stop_at=None, engine: str = "numpy", engine_options: dict | None = None) -> dict:
+    """Train a label-conditioned character model on the table at tcfg.data (or resume the run in `out`).
+    opts: condition_column, text_column, delimiter. Returns the last validation figures."""
+    return loop.train(prepare, mcfg, tcfg, out, engine, resume, overrides, opts, "conditional", "train", progress,
+                      log, stop_at, engine_options)
