@@ -21,7 +21,7 @@ layer's state (the only layer whose gradient reaches back through time alone).
 
 The numbers come from the NumPy cells' own step_forward/step_backward: the top layer is run one step_forward at a
 time (keeping each step's cache), then step_backward is chained from k = T down to 1, recording each step's dh on
-the way (BPTT with the weight gradients left out).
+the way (BPTT; the weight gradients each step also returns are not needed here).
 
 `--radius R` rescales each H x H block of every layer's W_hh (one block for rnn, one per gate for lstm and gru) so
 that its spectral radius max|eig| is R. Shapes: N sequences, T steps, H hidden, V vocabulary.
@@ -38,7 +38,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..engines.numpy import model
-from ..engines.numpy.layers import input_projection
 from ..viz import layer_inputs
 
 
@@ -79,10 +78,9 @@ def grad_norms(params: dict, cfg, seqs: np.ndarray, loss: str = "xent", seed: in
     x_top = layer_inputs(params, cfg, x, state0)[top]            # what the top layer reads: ids or (N, T, H)
     p = model.layer_params(params, top)
     # The top layer, one step_forward at a time, keeping each step's cache for step_backward.
-    xw = input_projection(x_top, p["weight_ih"], p["bias_ih"])   # (N, T, G*H)
     state, steps = tuple(s[top] for s in state0), []
     for t in range(T):
-        state, cache = cell.step_forward(xw[:, t], state, p["weight_hh"], p["bias_hh"])
+        state, cache = cell.step_forward(x_top[:, t], state, p)    # x_top[:, t]: (N,) ids or (N, H)
         steps.append(cache)
     h_T = state[0]                                               # (N, H)
     if loss == "xent":
@@ -102,7 +100,7 @@ def grad_norms(params: dict, cfg, seqs: np.ndarray, loss: str = "xent", seed: in
         h_each[:, t] = np.linalg.norm(dstate[0], axis=1)          # ||dL_T/dh_k|| per sequence
         if c_each is not None:
             c_each[:, t] = np.linalg.norm(dstate[1], axis=1)
-        _, _, dstate = cell.step_backward(dstate, steps[t])      # the engine's own BPTT step: grads of step k-1
+        _, dstate, _ = cell.step_backward(dstate, steps[t])      # the engine's own BPTT step: grads of step k-1
     out = {"h": h_each.mean(axis=0), "h_each": h_each}
     if c_each is not None:
         out["c"] = c_each.mean(axis=0)

@@ -7,11 +7,12 @@ t of sequence n is real. On a padded step the state is carried through unchanged
 
 so the state after step T is the true last state of every sequence, not the state after its padding. The backward
 is the same select: on a real step the gradient goes through the cell; on a padded step it passes to s_{t-1}
-untouched, and the step adds nothing to the weight gradients. With m_t exactly 0 or 1 we use np.where, not the
+untouched, and the step adds nothing to the weight gradients. With m_t exactly 0 or 1 this is np.where, not the
 arithmetic form, so a padded batch gives bit-for-bit the states of its sequences run one by one (up to the BLAS's
 own batch-size-dependent rounding).
 
-The time loop is the core's (layers.sequence_forward / sequence_backward); we only wrap the cell's step functions.
+A masked layer runs the core's plain pass over the cell's step pair (layers.sequence_forward / sequence_backward,
+which implement the select above); an unmasked one the cell's fused forward / backward.
 Parameters use the core model's names without the decoder: "encoder.weight" (V, D) when embed_dim > 0, and
 "rnn.weight_ih_l{k}" ... per layer. State is a tuple of (L, N, H) arrays: (h,), or (h, c) for the LSTM.
 
@@ -25,12 +26,9 @@ Parameters use the core model's names without the decoder: "encoder.weight" (V, 
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
-from ..engines.numpy import model
-from ..engines.numpy.layers import sequence_backward, sequence_forward
+from ..engines.numpy import layers, model
 
 CELLS = model.CELLS
 
@@ -54,27 +52,6 @@ def zero_state(cfg, n: int, dtype) -> tuple:
     return model.zero_state(cfg, n, dtype)
 
 
-class _MaskedSteps:
-    """The cell's step_forward with s_t = where(m_t, cell(x_t, s_{t-1}), s_{t-1}). sequence_forward calls it once
-    per step in order t = 0..T-1, so the wrapper reads mask column t from a counter."""
-
-    def __init__(self, cell, mask):
-        self.cell, self.mask, self.t = cell, mask, 0
-
-    def step_forward(self, xw, state, w_hh, b_hh):
-        m = self.mask[:, self.t, None]                                   # (N, 1) bool
-        self.t += 1
-        new, inner = self.cell.step_forward(xw, state, w_hh, b_hh)
-        return tuple(np.where(m, a, b) for a, b in zip(new, state)), (inner, m)
-
-
-def _masked_step_backward(cell, dstate, cache):
-    """Backward of one masked step: real rows go through the cell, padded rows pass their gradient straight on."""
-    inner, m = cache
-    dxw, dgh, dprev = cell.step_backward(tuple(np.where(m, d, 0.0) for d in dstate), inner)
-    return dxw, dgh, tuple(np.where(m, dp, d) for dp, d in zip(dprev, dstate))
-
-
 def forward(params: dict, cfg, ids: np.ndarray, mask, state0: tuple, rng=None):
     """Run the stack over ids (N, T) from state0 (tuple of (L, N, H)). mask (N, T) bool, or None when every step
     is real (or when later steps do not matter, as for a decoder whose padded outputs are never scored).
@@ -89,7 +66,7 @@ def forward(params: dict, cfg, ids: np.ndarray, mask, state0: tuple, rng=None):
         if mask is None:
             out, sT, c = cell.forward(x, s0, p)                                # (N, T, H)
         else:
-            out, sT, c = sequence_forward(_MaskedSteps(cell, mask).step_forward, x, s0, p)
+            out, sT, c = layers.sequence_forward(cell, x, s0, p, mask)
         drop = None
         if rng is not None and cfg.dropout > 0:
             keep = 1.0 - cfg.dropout
@@ -111,7 +88,6 @@ def backward(dout, dstateT, params: dict, cfg, cache):
     N, T = ids.shape
     dtype = params["rnn.weight_hh_l0"].dtype
     dx = np.zeros((N, T, cfg.hidden_size), dtype) if dout is None else dout     # (N, T, H)
-    step_backward = None if mask is None else functools.partial(_masked_step_backward, cell)
     grads, dstate0 = {}, [None] * cfg.num_layers
     for k in reversed(range(cfg.num_layers)):
         c, drop = caches[k]
@@ -121,7 +97,7 @@ def backward(dout, dstateT, params: dict, cfg, cache):
         if mask is None:
             dx, ds0, g = cell.backward(dx, dsT, c)
         else:
-            dx, ds0, g = sequence_backward(step_backward, dx, dsT, c)
+            dx, ds0, g = layers.sequence_backward(cell, dx, dsT, c)
         dstate0[k] = ds0
         for name, arr in g.items():
             grads[f"rnn.{name}_l{k}"] = arr

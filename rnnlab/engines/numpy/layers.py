@@ -1,6 +1,10 @@
-"""Pieces shared by the hand-written NumPy cells (rnn.py, lstm.py, gru.py).
+"""Pieces shared by the hand-written NumPy cells (rnn.py, lstm.py, gru.py), and the plain sequence pass over them.
 
-Every cell starts with the same input projection, done once for all T steps before the time loop:
+    project / project_backward                     W_ih x_t for one step (the cells' step_forward / step_backward)
+    input_projection / input_projection_backward   W_ih x + b_ih for all T steps at once (the fused forward/backward)
+    sequence_forward / sequence_backward           any cell's step pair over T steps, with an optional padding mask
+
+Every cell starts with the same input projection; the fused passes do it once for all T steps before the time loop:
 
     xw[n, t] = W_ih x[n, t] + b_ih            # (N, T, G*H), G gates (rnn 1, lstm 4, gru 3)
 
@@ -43,9 +47,17 @@ def is_ids(x):
     return np.issubdtype(np.asarray(x).dtype, np.integer)
 
 
-def _time_major(x):
+def time_major(x):
     """(N, T) ids or (N, T, D) inputs as a (T, N, ...) view, to pair with time-major gradient buffers."""
     return np.swapaxes(np.asarray(x), 0, 1)
+
+
+def check_ids(x, D):
+    """x as an int array, or ValueError if an id lies outside [0, D) (NumPy would wrap negative ids silently)."""
+    x = np.asarray(x)
+    if x.size and (x.min() < 0 or x.max() >= D):
+        raise ValueError(f"token ids must lie in [0, {D}), got [{x.min()}, {x.max()}]")
+    return x
 
 
 def input_projection(x, w_ih, b_ih):
@@ -55,9 +67,7 @@ def input_projection(x, w_ih, b_ih):
     w_ih: (G*H, D), b_ih: (G*H,).
     """
     if is_ids(x):
-        x = np.asarray(x)
-        if x.size and (x.min() < 0 or x.max() >= w_ih.shape[1]):
-            raise ValueError(f"token ids must lie in [0, {w_ih.shape[1]}), got [{x.min()}, {x.max()}]")
+        x = check_ids(x, w_ih.shape[1])
         return np.take(w_ih.T + b_ih, x, axis=0)            # (N, T, G*H): column x[n, t] of w_ih, plus b_ih
     x = np.asarray(x, dtype=w_ih.dtype)
     N, T, D = x.shape
@@ -102,64 +112,84 @@ def input_projection_backward(dxw, x, w_ih):
     return None, np.ascontiguousarray(dw_t.T), db_ih
 
 
-def sequence_forward(step_forward, x, state0, p):
-    """Run one cell over all T steps; the `forward` of rnn.py, lstm.py and gru.py.
 
-    The input projection for all steps is one GEMM (or gather) before the loop; the loop only does the recurrent
-    part, calling the cell's step_forward(xw_t, state, w_hh, b_hh) -> (state, step_cache) once per step.
-    Returns (out (N, T, H) = h_1..h_T, final state tuple, cache for sequence_backward). The cache refers to `out`,
-    so treat it as read-only; the final state is a copy, free to modify (e.g. to reset streams).
+def project(x_t, w_ih):
+    """W_ih x_t for one step, as the cells' step_forward writes it: x_t (N, D) floats -> x_t @ w_ih.T, or (N,) int
+    ids -> column x_t[n] of w_ih (the gather of the module docstring). Returns (N, G*H) in w_ih's dtype.
+    Ids are not range-checked here (sampling calls this for every character); sequence_forward checks them."""
+    if is_ids(x_t):
+        return w_ih.T[x_t]                                   # (N, G*H)
+    return np.asarray(x_t, dtype=w_ih.dtype) @ w_ih.T        # (N, G*H)
+
+
+def project_backward(da, x_t, w_ih):
+    """Grads of project(x_t, w_ih) given da (N, G*H): (dx_t, dw_ih). For floats dx_t = da @ w_ih (N, D) and
+    dw_ih = da.T @ x_t (G*H, D); for ids dx_t is None and dw_ih the scatter-add of da into the columns read."""
+    dx, dw_ih, _ = input_projection_backward(da[None], np.asarray(x_t)[None], w_ih)   # time-major, T = 1
+    return (None if dx is None else dx[0]), dw_ih
+
+
+def sequence_forward(cell, x, state0, p, mask=None):
+    """The plain sequence pass: the cell's step_forward(x_t, state, p) for t = 0..T-1, nothing fused.
+
+    cell: a cell module (rnn, lstm, gru: anything with step_forward/step_backward); x (N, T, D) floats or (N, T) int
+    ids; state0 a tuple of (N, H) arrays; p the cell's params. Returns (out (N, T, H) = h_1..h_T, final state tuple,
+    cache for sequence_backward). The final state is a copy, free to modify (e.g. to reset streams).
+
+    mask (N, T) bool, when given, says which steps are real: sequences of different lengths share one batch padded
+    at the end, and on a padded step the state is carried through unchanged,
+
+        s_t = where(m_t, cell(x_t, s_{t-1}), s_{t-1})          (s = h, and c for the LSTM)
+
+    so the state after step T is each sequence's true last state, and out[:, t] on a padded step is the carried h.
+    np.where, not m * a + (1 - m) * b, so a padded batch gives bit for bit the states of its sequences run one by
+    one (up to the BLAS's own batch-size-dependent rounding), whatever junk the padded steps compute.
     """
-    w_hh, b_hh = p["weight_hh"], p["bias_hh"]
-    xw = input_projection(x, p["weight_ih"], p["bias_ih"])  # (N, T, G*H)
-    N, T, _ = xw.shape
-    state = tuple(np.asarray(s, dtype=w_hh.dtype) for s in state0)  # each (N, H)
-    h0 = state[0]
-    out = np.empty((N, T, w_hh.shape[1]), w_hh.dtype)        # (N, T, H)
+    x = check_ids(x, p["weight_ih"].shape[1]) if is_ids(x) else np.asarray(x)
+    dtype = p["weight_hh"].dtype
+    N, T = x.shape[:2]
+    if mask is not None and np.shape(mask) != (N, T):
+        raise ValueError(f"mask must have the shape (N, T) = {(N, T)} of the input, got {np.shape(mask)}")
+    state = tuple(np.asarray(s, dtype=dtype) for s in state0)     # each (N, H)
+    out = np.empty((N, T, p["weight_hh"].shape[1]), dtype)        # (N, T, H)
     steps = [None] * T
     for t in range(T):
-        state, steps[t] = step_forward(xw[:, t], state, w_hh, b_hh)
+        new, steps[t] = cell.step_forward(x[:, t], state, p)
+        if mask is not None:
+            m = np.asarray(mask[:, t, None], bool)                # (N, 1)
+            new = tuple(np.where(m, a, b) for a, b in zip(new, state))
+        state = new
         out[:, t] = state[0]
-    return out, tuple(s.copy() for s in state), (x, h0, len(state), out, steps, p)
+    return out, tuple(s.copy() for s in state), (steps, mask, is_ids(x), len(state), out.shape, p)
 
 
-def sequence_backward(step_backward, dout, dstateT, cache):
-    """Backprop through time for sequence_forward; the `backward` of rnn.py, lstm.py and gru.py.
+def sequence_backward(cell, dout, dstateT, cache):
+    """Backprop through time for sequence_forward, through the cell's step_backward(dstate, step_cache).
 
-    The loop only carries the state gradient back through step_backward and stores each step's dxw (and dgh, when
-    the cell's differs from dxw) into (N, T, G*H) arrays; the weight grads are then single GEMMs over all N*T rows:
-        dW_ih = dxw.T @ x          dW_hh = dgh.T @ h_prev          db_ih = sum dxw        db_hh = sum dgh
-    Returns (dx or None for ids, dstate0 tuple, grads dict keyed like p).
+    dout (N, T, H) the grads of out; dstateT the grads of the final state (tuple of (N, H)), or None for zeros.
+    Returns (dx (N, T, D), or None for ids; dstate0 tuple of (N, H); grads keyed like p). Step t receives
+    dh_t = dout[:, t] + (grad from step t+1); the weight grads are the sum of the steps' grads. With a mask, a
+    padded step passes its state gradient to s_{t-1} untouched and adds nothing to dx or to the weight grads.
     """
-    x, h0, state_size, out, steps, p = cache
-    w_hh = p["weight_hh"]
-    dtype = w_hh.dtype
-    N, T, H = out.shape
+    steps, mask, ids, state_size, (N, T, H), p = cache
+    dtype = p["weight_hh"].dtype
     dout = np.asarray(dout, dtype=dtype)
     if dstateT is None:
         dstate = tuple(np.zeros((N, H), dtype) for _ in range(state_size))
     else:
         dstate = tuple(np.asarray(d, dtype=dtype) for d in dstateT)
-    dxws = np.empty((N, T, w_hh.shape[0]), dtype)            # (N, T, G*H)
-    dghs = dxws                                              # becomes its own array if the cell's dgh != dxw
+    dx = None if ids else np.empty((N, T, p["weight_ih"].shape[1]), dtype)   # (N, T, D)
+    grads = {k: np.zeros_like(v) for k, v in p.items()}
     for t in reversed(range(T)):
-        dh = dstate[0] + dout[:, t]                          # (N, H) grad from the output and from step t+1
-        dxw, dgh, dstate = step_backward((dh,) + dstate[1:], steps[t])
-        dxws[:, t] = dxw
-        if dgh is not dxw:
-            if dghs is dxws:
-                dghs = np.empty_like(dxws)                   # (N, T, G*H)
-            dghs[:, t] = dgh
-    dx, dw_ih, db_ih = input_projection_backward(dxws, x, p["weight_ih"])
-    h_prev = np.empty_like(out)                              # (N, T, H): h_0..h_{T-1}
-    if T:
-        h_prev[:, 0] = h0
-        h_prev[:, 1:] = out[:, :-1]
-    dghs2 = dghs.reshape(N * T, w_hh.shape[0])               # (N*T, G*H)
-    grads = {
-        "weight_ih": dw_ih,                                  # (G*H, D)
-        "weight_hh": dghs2.T @ h_prev.reshape(N * T, H),     # (G*H, H)
-        "bias_ih": db_ih,                                    # (G*H,)
-        "bias_hh": db_ih.copy() if dghs is dxws else dghs2.sum(axis=0),  # (G*H,)
-    }
+        ds = (dstate[0] + dout[:, t],) + dstate[1:]               # grad of s_t: from out[:, t] and from step t+1
+        if mask is None:
+            dx_t, dstate, g = cell.step_backward(ds, steps[t])
+        else:
+            m = np.asarray(mask[:, t, None], bool)                # (N, 1): real rows through the cell,
+            dx_t, dprev, g = cell.step_backward(tuple(np.where(m, d, 0.0) for d in ds), steps[t])
+            dstate = tuple(np.where(m, a, d) for a, d in zip(dprev, ds))   # padded rows straight on
+        if dx is not None:
+            dx[:, t] = dx_t
+        for k in grads:
+            grads[k] += g[k]
     return dx, dstate, grads

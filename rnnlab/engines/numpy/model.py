@@ -141,13 +141,10 @@ def step(params: dict, cfg, ids: np.ndarray, state: tuple):
     several times the step itself. Here a step is one gather and one GEMM per weight matrix, nothing copied.
     Engine.step uses it for rnn and gru; an LSTM samples through the faster lstm_step below, which this checks."""
     cell = CELLS[cfg.cell]
-    x = params["encoder.weight"][ids] if cfg.embed_dim else None       # (K, D), or None: one-hot ids
+    x = params["encoder.weight"][ids] if cfg.embed_dim else ids        # (K, D), or (K,) ids: one-hot
     new_state = []
     for k in range(cfg.num_layers):
-        p = layer_params(params, k)
-        xw = p["weight_ih"].T[ids] if x is None else x @ p["weight_ih"].T   # (K, G*H): columns of W_ih, or GEMM
-        xw += p["bias_ih"]
-        s, _ = cell.step_forward(xw, tuple(st[k] for st in state), p["weight_hh"], p["bias_hh"])
+        s, _ = cell.step_forward(x, tuple(st[k] for st in state), layer_params(params, k))
         new_state.append(s)
         x = s[0]                                                          # (K, H)
     logits = x @ params["decoder.weight"].T                              # (K, V)
