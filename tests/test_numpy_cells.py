@@ -309,7 +309,7 @@ def test_empty_sequence_and_modifying_the_returned_state(name):
 @pytest.mark.parametrize("ids", [False, True])
 def test_fused_sequence_equals_the_step_functions(name, ids):
     """forward/backward are step_forward/step_backward fused for speed; the readable step functions, run through
-    the generic loop in layers.sequence_forward/backward, must give the same numbers (float64, 1e-12)."""
+    the plain pass in layers.sequence_forward/backward, must give the same numbers (float64, 1e-12)."""
     from rnnlab.engines.numpy.layers import sequence_backward, sequence_forward
     cell = CELLS[name]
     rng = np.random.default_rng(5)
@@ -320,12 +320,12 @@ def test_fused_sequence_equals_the_step_functions(name, ids):
     dout = rng.standard_normal((N, T, H))
     dsT = tuple(rng.standard_normal((N, H)) for _ in s0)
     out_a, sT_a, ca = cell.forward(x, s0, p)
-    out_b, sT_b, cb = sequence_forward(cell.step_forward, x, s0, p)
+    out_b, sT_b, cb = sequence_forward(cell, x, s0, p)
     np.testing.assert_allclose(out_a, out_b, rtol=1e-12, atol=1e-13)
     for a, b in zip(sT_a, sT_b):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
     dx_a, ds_a, g_a = cell.backward(dout, dsT, ca)
-    dx_b, ds_b, g_b = sequence_backward(cell.step_backward, dout, dsT, cb)
+    dx_b, ds_b, g_b = sequence_backward(cell, dout, dsT, cb)
     assert (dx_a is None) == (dx_b is None) == ids
     if not ids:
         np.testing.assert_allclose(dx_a, dx_b, rtol=1e-12, atol=1e-13)

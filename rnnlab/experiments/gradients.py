@@ -21,7 +21,7 @@ layer's state (the only layer whose gradient reaches back through time alone).
 
 The numbers come from the NumPy cells' own step_forward/step_backward: the top layer is run one step_forward at a
 time (keeping each step's cache), then step_backward is chained from k = T down to 1, recording each step's dh on
-the way (BPTT with the weight gradients left out).
+the way (BPTT; the weight gradients each step also returns are not needed here).
 
 `--radius R` rescales each H x H block of every layer's W_hh (one block for rnn, one per gate for lstm and gru) so
 that its spectral radius max|eig| is R. Shapes: N sequences, T steps, H hidden, V vocabulary.
@@ -37,9 +37,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..config import replace
 from ..engines.numpy import model
-from ..engines.numpy.layers import input_projection
-from ..viz import layer_inputs
+from ..engines.numpy.layers import softmax_cross_entropy
 
 
 def spectral_radius(w: np.ndarray) -> float:
@@ -73,36 +73,38 @@ def grad_norms(params: dict, cfg, seqs: np.ndarray, loss: str = "xent", seed: in
     seqs = np.asarray(seqs)
     x, target = seqs[:, :-1], seqs[:, -1]                        # (N, T), (N,)
     N, T = x.shape
-    cell = model.CELLS[cfg.cell]
+    cell = model.cell_module(cfg.cell)
     top = cfg.num_layers - 1
     state0 = model.zero_state(cfg, N, np.float64)                # each (L, N, H)
-    x_top = layer_inputs(params, cfg, x, state0)[top]            # what the top layer reads: ids or (N, T, H)
+    if top:                                                      # what the top layer reads: the stack below it
+        x_top = model.stack_forward(params, replace(cfg, num_layers=top), x, tuple(s[:top] for s in state0))[0]
+    else:                                                        # or the ids (their embeddings)
+        x_top = params["encoder.weight"][x] if cfg.embed_dim else x
     p = model.layer_params(params, top)
     # The top layer, one step_forward at a time, keeping each step's cache for step_backward.
-    xw = input_projection(x_top, p["weight_ih"], p["bias_ih"])   # (N, T, G*H)
     state, steps = tuple(s[top] for s in state0), []
     for t in range(T):
-        state, cache = cell.step_forward(xw[:, t], state, p["weight_hh"], p["bias_hh"])
+        state, cache = cell.step_forward(x_top[:, t], state, p)    # x_top[:, t]: (N,) ids or (N, H)
         steps.append(cache)
     h_T = state[0]                                               # (N, H)
     if loss == "xent":
         # L_T = -log softmax(y_T)[target], summed over sequences: dL/dlogits_T = softmax - onehot (N, 1, V).
         logits = h_T @ params["decoder.weight"].T + params["decoder.bias"]   # (N, V) = W_hy h_T + b_y
-        _, dlogits = model.softmax_cross_entropy(logits[:, None], target[:, None], 1.0)
+        _, dlogits = softmax_cross_entropy(logits[:, None], target[:, None], 1.0)
         dh = dlogits[:, 0] @ params["decoder.weight"]             # (N, H)
     elif loss == "proj":
         u = np.random.default_rng(seed).standard_normal(cfg.hidden_size)
         dh = np.tile(u / np.linalg.norm(u), (N, 1))              # (N, H): L_T = u . h_T
     else:
         raise ValueError(f"unknown loss {loss!r}")
-    dstate = (dh,) + tuple(np.zeros_like(dh) for _ in range(cell.STATE_SIZE - 1))
+    dstate = (dh,) + tuple(np.zeros_like(dh) for _ in state[1:])
     h_each = np.empty((N, T))
-    c_each = np.empty((N, T)) if cell.STATE_SIZE == 2 else None
+    c_each = np.empty((N, T)) if len(state) == 2 else None
     for t in reversed(range(T)):                                 # t = T-1 .. 0 holds k = t + 1
         h_each[:, t] = np.linalg.norm(dstate[0], axis=1)          # ||dL_T/dh_k|| per sequence
         if c_each is not None:
             c_each[:, t] = np.linalg.norm(dstate[1], axis=1)
-        _, _, dstate = cell.step_backward(dstate, steps[t])      # the engine's own BPTT step: grads of step k-1
+        _, dstate, _ = cell.step_backward(dstate, steps[t])      # the engine's own BPTT step: grads of step k-1
     out = {"h": h_each.mean(axis=0), "h_each": h_each}
     if c_each is not None:
         out["c"] = c_each.mean(axis=0)

@@ -4,15 +4,27 @@
     r = sigmoid(xr + hr)      z = sigmoid(xz + hz)      n = tanh(xn + r * hn)
     h_t = (1 - z) * n + z * h_{t-1}
 
-r multiplies hn *including* b_hn, so b_hh cannot be folded into the input projection as for rnn and lstm; that is
-why step_backward returns a dgh (the grad of [hr, hz, hn]) that differs from dxw in its n block.
+r multiplies hn *including* b_hn, so the two projections are kept apart (unlike rnn and lstm, whose biases and
+products all add into one pre-activation): the grads of [xr, xz, xn] and of [hr, hz, hn] differ in their n block.
 
 Shapes: N streams, T steps, D input size, H hidden. Params p: "weight_ih" (3H, D), "weight_hh" (3H, H),
-"bias_ih" (3H,), "bias_hh" (3H,), gate k in rows k*H:(k+1)*H. State is the tuple (h,), h (N, H).
+"bias_ih" (3H,), "bias_hh" (3H,), gate k in rows k*H:(k+1)*H. State is the tuple (h,), h (N, H). x_t is (N, D)
+floats, or (N,) int ids meaning one-hot vectors of size D (then W_ih x_t is a column gather, see sequence.py).
+
+The file reads in two parts. First the step pair, the equations above as written (sequence.sequence_forward runs it
+over T steps, with a padding mask if asked):
+    step_forward(x_t, state, p) -> (state, cache)
+    step_backward(dstate, cache) -> (dx_t or None for ids, dstate_prev, grads of this step keyed like p)
+Then forward/backward, the same maths fused over all T steps for speed (what training runs);
+tests/test_numpy_cells.py proves the two equal.
 
     >>> rng = np.random.default_rng(0)
     >>> p = {"weight_ih": rng.normal(size=(6, 3)), "weight_hh": rng.normal(size=(6, 2)),
     ...      "bias_ih": np.zeros(6), "bias_hh": np.zeros(6)}
+    >>> (h,), cache = step_forward(rng.normal(size=(4, 3)), (np.zeros((4, 2)),), p)
+    >>> dx, (dh_prev,), grads = step_backward((np.ones_like(h),), cache)
+    >>> dx.shape, grads["bias_hh"].shape
+    ((4, 3), (6,))
     >>> out, (h,), cache = forward(rng.normal(size=(4, 5, 3)), (np.zeros((4, 2)),), p)
     >>> out.shape, bool(np.array_equal(out[:, -1], h))
     ((4, 5, 2), True)
@@ -23,54 +35,45 @@ Shapes: N streams, T steps, D input size, H hidden. Params p: "weight_ih" (3H, D
 
 import numpy as np
 
-from rnnlab.engines.numpy.layers import _time_major, input_projection, input_projection_backward, sigmoid
+from rnnlab.cells import CELLS
+from rnnlab.engines.numpy.layers import sigmoid
+from rnnlab.engines.numpy.sequence import (input_projection, input_projection_backward, project,
+                                           project_backward, time_major)
 
-GATES = 3
-STATE_SIZE = 1
+GATES, STATE_SIZE = CELLS["gru"].gates, len(CELLS["gru"].state)    # 3, 1: from the table of cells
 
 
-def step_forward(xw, state, w_hh, b_hh):
-    """One step. xw (N, 3H) = x_t @ w_ih.T + b_ih; state = (h_prev,). Returns ((h,), cache)."""
+def step_forward(x_t, state, p):
+    """One step of the equations above. x_t (N, D) or (N,) ids; state = (h_prev,). Returns ((h,), cache)."""
     (h_prev,) = state
     H = h_prev.shape[1]
-    gh = h_prev @ w_hh.T                                     # (N, 3H) hidden projection [hr, hz, hn]
-    gh += b_hh
-    rz = xw[:, :2 * H] + gh[:, :2 * H]                       # (N, 2H)
-    sigmoid(rz, out=rz)
-    r, z = rz[:, :H], rz[:, H:]
-    n = r * gh[:, 2 * H:]                                    # (N, H)
-    n += xw[:, 2 * H:]
-    np.tanh(n, out=n)
-    h = h_prev - n                                           # (N, H) h = n + z * (h_prev - n)
-    h *= z
-    h += n
-    return (h,), (rz, n, gh, h_prev, w_hh)
+    gx = project(x_t, p["weight_ih"]) + p["bias_ih"]         # (N, 3H) [xr, xz, xn]
+    gh = h_prev @ p["weight_hh"].T + p["bias_hh"]            # (N, 3H) [hr, hz, hn]
+    rz = sigmoid(gx[:, :2 * H] + gh[:, :2 * H])              # (N, 2H) both sigmoid gates in one go:
+    r, z = rz[:, :H], rz[:, H:]                              # (N, H) reset gate r, update gate z
+    hn = gh[:, 2 * H:]                                       # (N, H)
+    n = np.tanh(gx[:, 2 * H:] + r * hn)                      # (N, H) candidate
+    h = n + z * (h_prev - n)                                 # (N, H) = (1 - z) * n + z * h_prev
+    return (h,), (x_t, h_prev, r, z, n, hn, p)
 
 
 def step_backward(dstate, cache):
-    """Backward of one step. dstate = (dh,), the total grad w.r.t. h_t.
+    """Backward of one step. dstate = (dh,), the total grad w.r.t. h_t (from the output and from step t+1).
 
-    Returns (dxw, dgh, (dh_prev,)): dxw (N, 3H) grad of xw, dgh (N, 3H) grad of the hidden projection.
+    Returns (dx_t (N, D) or None for ids, (dh_prev,), grads): grads holds this step's share of every parameter's
+    gradient. The activations' derivatives are written with their outputs: sigmoid' = s * (1 - s), tanh' = 1 - y^2.
     """
     (dh,) = dstate
-    rz, n, gh, h_prev, w_hh = cache
-    H = dh.shape[1]
-    r, z, hn = rz[:, :H], rz[:, H:], gh[:, 2 * H:]
-    dxw = np.empty_like(gh)                                  # (N, 3H)
-    dr, dz, dn = dxw[:, :H], dxw[:, H:2 * H], dxw[:, 2 * H:]
-    np.subtract(h_prev, n, out=dz)                           # h = n + z * (h_prev - n)
-    dz *= dh
-    np.subtract(1.0, z, out=dn)
-    dn *= dh
-    dn *= 1.0 - n * n                                        # now the grad of n's pre-activation xn + r * hn
-    np.multiply(dn, hn, out=dr)
-    # Through the sigmoids, written with their outputs: s' = s * (1 - s).
-    dxw[:, :2 * H] *= rz * (1.0 - rz)
-    dgh = dxw.copy()                                         # (N, 3H) same for hr, hz;
-    dgh[:, 2 * H:] *= r                                      # hn enters as r * hn
-    dh_prev = dgh @ w_hh                                     # (N, H)
-    dh_prev += dh * z
-    return dxw, dgh, (dh_prev,)
+    x_t, h_prev, r, z, n, hn, p = cache
+    dan = dh * (1.0 - z) * (1.0 - n * n)                     # (N, H) grad of n's pre-activation xn + r * hn
+    daz = dh * (h_prev - n) * z * (1.0 - z)                  # (N, H) grad of xz + hz
+    dar = dan * hn * r * (1.0 - r)                           # (N, H) grad of xr + hr
+    dgx = np.concatenate([dar, daz, dan], axis=1)            # (N, 3H) grad of [xr, xz, xn]
+    dgh = np.concatenate([dar, daz, dan * r], axis=1)        # (N, 3H) grad of [hr, hz, hn]: hn enters as r * hn
+    dx_t, dw_ih = project_backward(dgx, x_t, p["weight_ih"])  # (N, D) or None, (3H, D)
+    grads = {"weight_ih": dw_ih, "weight_hh": dgh.T @ h_prev, "bias_ih": dgx.sum(axis=0), "bias_hh": dgh.sum(axis=0)}
+    dh_prev = dh * z + dgh @ p["weight_hh"]                  # (N, H) directly, and through [hr, hz, hn]
+    return dx_t, (dh_prev,), grads
 
 
 def forward(x, state0, p):
@@ -158,7 +161,7 @@ def backward(dout, dstateT, cache):
         dh_next += dh
     dxw = dgh.copy()                                         # (T, N, 3H)
     dxw[..., 2 * H:] = dan
-    dx, dw_ih, db_ih = input_projection_backward(dxw, _time_major(x), p["weight_ih"])   # rows paired (t, n)
+    dx, dw_ih, db_ih = input_projection_backward(dxw, time_major(x), p["weight_ih"])   # rows paired (t, n)
     dgh2 = dgh.reshape(T * N, 3 * H)
     grads = {
         "weight_ih": dw_ih,                                  # (3H, D)

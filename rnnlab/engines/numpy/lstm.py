@@ -6,11 +6,23 @@
     h_t = o * tanh(c_t)
 
 Shapes: N streams, T steps, D input size, H hidden. Params p: "weight_ih" (4H, D), "weight_hh" (4H, H),
-"bias_ih" (4H,), "bias_hh" (4H,), gate k in rows k*H:(k+1)*H. State is the tuple (h, c), each (N, H).
+"bias_ih" (4H,), "bias_hh" (4H,), gate k in rows k*H:(k+1)*H. State is the tuple (h, c), each (N, H). x_t is
+(N, D) floats, or (N,) int ids meaning one-hot vectors of size D (then W_ih x_t is a column gather, see sequence.py).
+
+The file reads in three parts. First the step pair, the equations above as written (sequence.sequence_forward runs
+it over T steps, with a padding mask if asked):
+    step_forward(x_t, state, p) -> (state, cache)
+    step_backward(dstate, cache) -> (dx_t or None for ids, dstate_prev, grads of this step keyed like p)
+Then prepare_step/sample_step, one step for sampling with the weights laid out once; then forward/backward, the
+same maths fused over all T steps for speed (what training runs). tests/test_numpy_cells.py proves them equal.
 
     >>> rng = np.random.default_rng(0)
     >>> p = {"weight_ih": rng.normal(size=(8, 3)), "weight_hh": rng.normal(size=(8, 2)),
     ...      "bias_ih": np.zeros(8), "bias_hh": np.zeros(8)}
+    >>> (h, c), cache = step_forward(rng.normal(size=(1, 3)), (np.zeros((1, 2)), np.zeros((1, 2))), p)
+    >>> dx, (dh_prev, dc_prev), grads = step_backward((np.ones_like(h), np.zeros_like(c)), cache)
+    >>> dx.shape, grads["weight_hh"].shape
+    ((1, 3), (8, 2))
     >>> out, (h, c), cache = forward(np.array([[0, 2, 1]]), (np.zeros((1, 2)), np.zeros((1, 2))), p)  # ids, D = 3
     >>> out.shape, bool(np.all(np.abs(out) < 1))
     ((1, 3, 2), True)
@@ -21,59 +33,47 @@ Shapes: N streams, T steps, D input size, H hidden. Params p: "weight_ih" (4H, D
 
 import numpy as np
 
-from rnnlab.engines.numpy.layers import _time_major, input_projection, input_projection_backward, sigmoid
+from rnnlab.cells import CELLS
+from rnnlab.engines.numpy.layers import sigmoid
+from rnnlab.engines.numpy.sequence import (input_projection, input_projection_backward, project,
+                                           project_backward, time_major)
 
-GATES = 4
-STATE_SIZE = 2
+GATES, STATE_SIZE = CELLS["lstm"].gates, len(CELLS["lstm"].state)    # 4, 2: from the table of cells
 
 
-def step_forward(xw, state, w_hh, b_hh):
-    """One step. xw (N, 4H) = x_t @ w_ih.T + b_ih; state = (h_prev, c_prev). Returns ((h, c), cache)."""
+def step_forward(x_t, state, p):
+    """One step of the equations above. x_t (N, D) or (N,) ids; state = (h_prev, c_prev). Returns ((h, c), cache)."""
     h_prev, c_prev = state
     H = h_prev.shape[1]
-    gates = h_prev @ w_hh.T                                  # (N, 4H) pre-activations, then activations in place
-    gates += xw
-    gates += b_hh
-    sigmoid(gates[:, :2 * H], out=gates[:, :2 * H])          # i, f
-    np.tanh(gates[:, 2 * H:3 * H], out=gates[:, 2 * H:3 * H])  # g
-    sigmoid(gates[:, 3 * H:], out=gates[:, 3 * H:])          # o
-    i, f, g, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
-    c = f * c_prev                                           # (N, H)
-    c += i * g
+    a = project(x_t, p["weight_ih"]) + p["bias_ih"] + h_prev @ p["weight_hh"].T + p["bias_hh"]   # (N, 4H)
+    i = sigmoid(a[:, :H])                                    # (N, H) input gate
+    f = sigmoid(a[:, H:2 * H])                               # (N, H) forget gate
+    g = np.tanh(a[:, 2 * H:3 * H])                           # (N, H) candidate
+    o = sigmoid(a[:, 3 * H:])                                # (N, H) output gate
+    c = f * c_prev + i * g                                   # (N, H)
     tanh_c = np.tanh(c)                                      # (N, H)
     h = o * tanh_c                                           # (N, H)
-    return (h, c), (gates, c_prev, tanh_c, w_hh)
+    return (h, c), (x_t, h_prev, c_prev, i, f, g, o, tanh_c, p)
 
 
 def step_backward(dstate, cache):
-    """Backward of one step. dstate = (dh, dc), the total grads w.r.t. h_t and c_t.
+    """Backward of one step. dstate = (dh, dc), the total grads w.r.t. h_t and c_t (from the output and step t+1).
 
-    Returns (dxw, dgh, (dh_prev, dc_prev)); dxw and dgh are the same (N, 4H) array, the grad of the pre-activations.
+    Returns (dx_t (N, D) or None for ids, (dh_prev, dc_prev), grads): grads holds this step's share of every
+    parameter's gradient. The activations' derivatives are written with their outputs: sigmoid' = s * (1 - s),
+    tanh' = 1 - y^2. Both biases and both products enter the pre-activations a alike, so all four get da.
     """
     dh, dc = dstate
-    gates, c_prev, tanh_c, w_hh = cache
-    H = dh.shape[1]
-    i, f, g, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
-    # Total grad of c_t: through h = o * tanh(c) it is dh * o * (1 - tanh(c)^2), plus dc carried from step t+1.
-    dc_t = tanh_c * tanh_c                                   # (N, H)
-    np.subtract(1.0, dc_t, out=dc_t)
-    dc_t *= o
-    dc_t *= dh
-    dc_t += dc
-    da = np.empty_like(gates)                                # (N, 4H) grads of i, f, g, o, then of pre-activations
-    np.multiply(dc_t, g, out=da[:, :H])                      # di
-    np.multiply(dc_t, c_prev, out=da[:, H:2 * H])            # df
-    np.multiply(dc_t, i, out=da[:, 2 * H:3 * H])             # dg
-    np.multiply(dh, tanh_c, out=da[:, 3 * H:])               # do
-    # Through the activations, written with their stored outputs: sigmoid' = s * (1 - s), tanh' = 1 - g^2.
-    deriv = np.subtract(1.0, gates)                          # (N, 4H) s * (1 - s) for i, f, o
-    deriv *= gates
-    np.multiply(g, g, out=deriv[:, 2 * H:3 * H])             # 1 - g * g for g
-    np.subtract(1.0, deriv[:, 2 * H:3 * H], out=deriv[:, 2 * H:3 * H])
-    da *= deriv
-    dh_prev = da @ w_hh                                      # (N, H)
-    dc_prev = dc_t * f                                       # (N, H)
-    return da, da, (dh_prev, dc_prev)
+    x_t, h_prev, c_prev, i, f, g, o, tanh_c, p = cache
+    dc = dc + dh * o * (1.0 - tanh_c * tanh_c)               # (N, H) total grad of c_t: through h_t, plus carried
+    da = np.concatenate([dc * g * i * (1.0 - i),             # (N, 4H) grads of the pre-activations of i,
+                         dc * c_prev * f * (1.0 - f),        # f,
+                         dc * i * (1.0 - g * g),             # g,
+                         dh * tanh_c * o * (1.0 - o)], axis=1)   # and o
+    dx_t, dw_ih = project_backward(da, x_t, p["weight_ih"])  # (N, D) or None, (4H, D)
+    db = da.sum(axis=0)                                      # (4H,)
+    grads = {"weight_ih": dw_ih, "weight_hh": da.T @ h_prev, "bias_ih": db, "bias_hh": db.copy()}
+    return dx_t, (da @ p["weight_hh"], dc * f), grads
 
 
 def _act_scale(G, H, full, dtype):
@@ -154,7 +154,7 @@ def forward(x, state0, p):
     dtype = w_hh.dtype
     G4, H = w_hh.shape
     k = _act_scale(4, H, slice(2 * H, 3 * H), dtype)           # (4H,)
-    gates = input_projection(_time_major(x), p["weight_ih"] * k[:, None], (p["bias_ih"] + p["bias_hh"]) * k)
+    gates = input_projection(time_major(x), p["weight_ih"] * k[:, None], (p["bias_ih"] + p["bias_hh"]) * k)
     w_hh_t = (w_hh * k[:, None]).T                           # (H, 4H), tanh rows doubled
     T, N, _ = gates.shape                                    # (T, N, 4H) pre-activations, then activations
     h0, c0 = (np.asarray(s, dtype=dtype) for s in state0)    # (N, H) each
@@ -219,7 +219,7 @@ def backward(dout, dstateT, cache):
         D4[:, 3] *= dh                                       # o: times dh
         dh_next = Dt @ w_hh                                  # (N, H) into h_{t-1}
         dc_next = np.multiply(dc, f)                         # (N, H) into c_{t-1}
-    dx, dw_ih, db_ih = input_projection_backward(D, _time_major(x), p["weight_ih"])   # rows paired (t, n)
+    dx, dw_ih, db_ih = input_projection_backward(D, time_major(x), p["weight_ih"])   # rows paired (t, n)
     dx = None if dx is None else dx.transpose(1, 0, 2)       # (N, T, D) view
     dw_hh = D[0].T @ np.asarray(h0, dtype=dtype) if T else np.zeros_like(w_hh)   # (4H, H): step 0 pairs with h_0,
     if T > 1:                                                                   # step t with h_{t-1}

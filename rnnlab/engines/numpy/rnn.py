@@ -6,11 +6,23 @@ The paper's W_xh is weight_ih, its W_hh is weight_hh and its b_h is bias_ih + bi
 nn.RNN, so the same parameters load into either engine unchanged).
 
 Shapes: N streams, T steps, D input size, H hidden. Params p: "weight_ih" (H, D), "weight_hh" (H, H),
-"bias_ih" (H,), "bias_hh" (H,). State is the tuple (h,) with h (N, H).
+"bias_ih" (H,), "bias_hh" (H,). State is the tuple (h,) with h (N, H). x_t is (N, D) floats, or (N,) int ids
+meaning one-hot vectors of size D (then W_ih x_t is a column gather, see sequence.py).
+
+The file reads in two parts. First the step pair, the equation above as written (sequence.sequence_forward runs it
+over T steps, with a padding mask if asked):
+    step_forward(x_t, state, p) -> (state, cache)
+    step_backward(dstate, cache) -> (dx_t or None for ids, dstate_prev, grads of this step keyed like p)
+Then forward/backward, the same maths fused over all T steps for speed (what training runs);
+tests/test_numpy_cells.py proves the two equal.
 
     >>> rng = np.random.default_rng(0)
     >>> p = {"weight_ih": rng.normal(size=(4, 3)), "weight_hh": rng.normal(size=(4, 4)),
     ...      "bias_ih": np.zeros(4), "bias_hh": np.zeros(4)}
+    >>> (h,), cache = step_forward(np.array([2, 0]), (np.zeros((2, 4)),), p)   # ids, D = 3
+    >>> dx, (dh_prev,), grads = step_backward((np.ones_like(h),), cache)
+    >>> h.shape, dx, grads["weight_ih"].shape
+    ((2, 4), None, (4, 3))
     >>> out, (h,), cache = forward(rng.normal(size=(2, 5, 3)), (np.zeros((2, 4)),), p)
     >>> out.shape, h.shape
     ((2, 5, 4), (2, 4))
@@ -21,36 +33,38 @@ Shapes: N streams, T steps, D input size, H hidden. Params p: "weight_ih" (H, D)
 
 import numpy as np
 
-from rnnlab.engines.numpy.layers import _time_major, input_projection, input_projection_backward
+from rnnlab.cells import CELLS
+from rnnlab.engines.numpy.sequence import (input_projection, input_projection_backward, project,
+                                           project_backward, time_major)
 
-GATES = 1
-STATE_SIZE = 1
+GATES, STATE_SIZE = CELLS["rnn"].gates, len(CELLS["rnn"].state)    # 1, 1: from the table of cells
 
 
-def step_forward(xw, state, w_hh, b_hh):
-    """One step: h = tanh(xw + h_prev @ w_hh.T + b_hh), xw (N, H) = x_t @ w_ih.T + b_ih. Returns ((h,), cache)."""
+def step_forward(x_t, state, p):
+    """One step: h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh). x_t (N, D) or (N,) ids; state = (h_prev,).
+
+    Returns ((h,), cache)."""
     (h_prev,) = state
-    a = h_prev @ w_hh.T                                      # (N, H)
-    a += xw
-    a += b_hh
-    h = np.tanh(a, out=a)                                    # (N, H)
-    return (h,), (h, w_hh)
+    a = project(x_t, p["weight_ih"]) + p["bias_ih"] + h_prev @ p["weight_hh"].T + p["bias_hh"]   # (N, H)
+    h = np.tanh(a)                                                                             # (N, H)
+    return (h,), (x_t, h_prev, h, p)
 
 
 def step_backward(dstate, cache):
-    """Backward of one step. dstate = (dh,), the total grad w.r.t. h_t. Returns (dxw, dgh, (dh_prev,)).
+    """Backward of one step. dstate = (dh,), the total grad w.r.t. h_t (from the output and from step t+1).
 
-    dxw and dgh are the same (N, H) array: the pre-activation adds xw and the hidden projection, so both get its grad.
+    Returns (dx_t (N, D) or None for ids, (dh_prev,), grads): grads holds this step's share of every parameter's
+    gradient. Both biases and both products enter the pre-activation a alike, so all four get da.
     """
     (dh,) = dstate
-    h, w_hh = cache
+    x_t, h_prev, h, p = cache
     # d tanh(a)/da = 1 - tanh(a)^2 = 1 - h*h. (The paper prints (1 - h) * h, which is the sigmoid's derivative
     # written in terms of its output; it is wrong for tanh.)
-    da = h * h                                               # (N, H)
-    np.subtract(1.0, da, out=da)
-    da *= dh
-    dh_prev = da @ w_hh                                      # (N, H)
-    return da, da, (dh_prev,)
+    da = dh * (1.0 - h * h)                                  # (N, H) grad of a
+    dx_t, dw_ih = project_backward(da, x_t, p["weight_ih"])  # (N, D) or None, (H, D)
+    db = da.sum(axis=0)                                      # (H,)
+    grads = {"weight_ih": dw_ih, "weight_hh": da.T @ h_prev, "bias_ih": db, "bias_hh": db.copy()}
+    return dx_t, (da @ p["weight_hh"],), grads
 
 
 def forward(x, state0, p):
@@ -99,7 +113,7 @@ def backward(dout, dstateT, cache):
         dh = dout[:, t] + dh_next                            # (N, H) from the output and from step t+1
         np.multiply(dh, da[t], out=da[t])                    # dL/da_t = dh * (1 - h_t^2)
         dh_next = da[t] @ w_hh                               # (N, H) into h_{t-1}
-    dx, dw_ih, db_ih = input_projection_backward(da, _time_major(x), p["weight_ih"])   # rows paired (t, n)
+    dx, dw_ih, db_ih = input_projection_backward(da, time_major(x), p["weight_ih"])   # rows paired (t, n)
     dx = None if dx is None else dx.transpose(1, 0, 2)       # (N, T, D) view
     h_prev = np.empty_like(hs)                               # (T, N, H): h_0..h_{T-1}
     if T:
