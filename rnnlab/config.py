@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from . import cells
 from .cells import NAMES as CELLS
 from .errors import UserError
 
@@ -43,7 +44,7 @@ class ModelConfig:
     num_labels: int = 0          # C: classes (classify) or conditions (conditional); 0 for lm and seq2seq
 
     def __post_init__(self):
-        _check(self.cell in CELLS, f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
+        cells.get(self.cell)                       # UserError naming the cells for any other name
         _check(self.vocab_size >= 0, "vocab_size must be >= 0")
         # Upper bounds far beyond any real model, so an absurd size is this error, not a NumPy one mid-allocation.
         _check(1 <= self.hidden_size <= MAX_WIDTH, f"--hidden-size must be in [1, {MAX_WIDTH}], got {self.hidden_size}")
