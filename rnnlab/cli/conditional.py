@@ -1,15 +1,14 @@
 """`rnnlab train --condition-column` and `rnnlab sample --condition`: the core's train and sample commands hand
 over to rnnlab/tasks/conditional.py here when a table's label column is named or a conditional model is read.
 
-rnnlab/cli.py adds the flags with add_condition_flags(train_parser, sample_parser) and asks train_conditional(args)
-/ sample_conditional(args) first; each returns False when the command is not conditional, leaving it to the core.
+rnnlab/cli/__init__.py adds the flags with add_condition_flags(train_parser, sample_parser) and asks
+train_conditional(args) / sample_conditional(args) first; each returns False when the command is not conditional,
+leaving it to core.py.
 """
 from __future__ import annotations
 
-import sys
-
 from ..errors import UserError
-from .cli import _need_data, _progress, _resume_overrides, _run_dir
+from .args import configs, need_data, progress, resume_overrides, run_dir, write_samples
 
 
 def add_condition_flags(train_parser, sample_parser):
@@ -31,35 +30,35 @@ def _numpy_only(args):
 
 def train_conditional(args) -> bool:
     """`rnnlab train --condition-column` (or --resume of such a run): train here and return True; else False."""
-    from . import store
+    from ..tasks import store
     resuming = args.resume and store.task_of(args.resume) == "conditional"
     if not (args.condition_column or resuming):
         if args.text_column or args.delimiter:
             raise UserError("--text-column and --delimiter are for tables: add --condition-column COLUMN")
         return False
-    from .conditional import train
-    from ..cli import _configs as core_configs
+    from ..tasks import conditional
     _numpy_only(args)
     if args.resume:
         if args.condition_column or args.text_column or args.delimiter:
             raise UserError("--condition-column, --text-column and --delimiter cannot change when resuming")
-        train(None, None, {}, args.resume, resume=True, overrides=_resume_overrides(args), progress=_progress(args))
+        conditional.train(None, None, {}, args.resume, resume=True, overrides=resume_overrides(args),
+                          progress=progress(args))
         out = args.resume
     else:
-        mcfg, tcfg = core_configs(args)
-        _need_data(tcfg)
+        mcfg, tcfg = configs(args)
+        need_data(tcfg)
         if tcfg.encoding != "utf-8":
             raise UserError("--condition-column reads a UTF-8 table; drop --encoding bytes")
-        out = _run_dir(args, "conditional", mcfg)
-        train(mcfg, tcfg, {"condition_column": args.condition_column, "text_column": args.text_column,
-                           "delimiter": args.delimiter}, out, progress=_progress(args))
+        out = run_dir(args, mcfg, "conditional")
+        conditional.train(mcfg, tcfg, {"condition_column": args.condition_column, "text_column": args.text_column,
+                                       "delimiter": args.delimiter}, out, progress=progress(args))
     print(f"done; sample with: rnnlab sample {out} --condition LABEL")
     return True
 
 
 def sample_conditional(args) -> bool:
     """`rnnlab sample --condition LABEL` (or any sample from a conditional model): sample here and return True."""
-    from . import conditional, store
+    from ..tasks import conditional, store
     if args.condition is None:
         if store.task_of(args.path) == "conditional":
             run = store.load(args.path, "conditional", conditional.shapes, args.which)
@@ -73,17 +72,8 @@ def sample_conditional(args) -> bool:
         raise UserError(f"--condition needs a model trained with --condition-column; {args.path} holds a "
                         f"{'character-model' if task == 'lm' else task} checkpoint: drop --condition")
     run = store.load(args.path, "conditional", conditional.shapes, args.which)
-    stream = args.num_samples == 1
-
-    def on_text(k, s):
-        sys.stdout.write(s)
-        sys.stdout.flush()
-    texts = conditional.generate(run.params, run.mcfg, run.vocab, run.info["labels"], args.condition, args.prime,
-                                 args.length, args.num_samples, args.seed, args.temperature, args.top_k, args.top_p,
-                                 args.argmax, args.unknown, on_text if stream else None)
-    if stream:
-        sys.stdout.write("\n")
-    else:
-        for k, text in enumerate(texts):
-            sys.stdout.write(f"--- sample {k + 1} ---\n{text}\n")
+    write_samples(lambda on_text: conditional.generate(
+        run.params, run.mcfg, run.vocab, run.info["labels"], args.condition, args.prime, args.length,
+        args.num_samples, args.seed, args.temperature, args.top_k, args.top_p, args.argmax, args.unknown, on_text),
+        args.num_samples)
     return True
