@@ -17,7 +17,7 @@ import numpy as np
 from . import checkpoint
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
 from .errors import UserError
-from .text import Vocab
+from .vocab import Vocab
 
 
 @dataclass

@@ -23,10 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import schedule, snapshot, text
+from . import schedule, snapshot
 from .config import ModelConfig, TrainConfig, replace
 from .engines import make_engine, process_rank
 from .errors import UserError
+from .streams import Streams, split
+from .text import embedded_corpus
+from .vocab import Vocab, build_vocab_streaming, encode_file, load_ids
 
 LN2 = math.log(2.0)
 
@@ -70,7 +73,7 @@ def saved_seconds(extra: dict, where) -> float:
 ENCODE_CHUNK = 1 << 20   # bytes read at a time while encoding a corpus: bounds encoding's transient memory (~25 MB)
 
 
-def load_corpus(tcfg: TrainConfig, out: Path, expect: text.Vocab | None = None):
+def load_corpus(tcfg: TrainConfig, out: Path, expect: Vocab | None = None):
     """(ids, vocab, one-line description) of the training text; `expect` is the run's vocabulary when resuming.
 
     A file is streamed twice in ENCODE_CHUNK pieces, once for its vocabulary (every check of the text happens
@@ -83,20 +86,20 @@ def load_corpus(tcfg: TrainConfig, out: Path, expect: text.Vocab | None = None):
             raise UserError(f"the data's vocabulary differs from the run's ({expect.diff(vocab)}); "
                             f"resume on the same text the run was trained on")
     if not tcfg.data:
-        corpus = text.embedded_corpus()
+        corpus = embedded_corpus()
         corpus = corpus.encode("utf-8") if tcfg.encoding == "bytes" else corpus
-        vocab = text.Vocab.from_text(corpus)
+        vocab = Vocab.from_text(corpus)
         same_vocab(vocab)
         return vocab.encode(corpus), vocab, "embedded corpus (CPython pydoc topics)"
-    vocab = text.build_vocab_streaming(tcfg.data, tcfg.encoding, ENCODE_CHUNK)
+    vocab = build_vocab_streaming(tcfg.data, tcfg.encoding, ENCODE_CHUNK)
     same_vocab(vocab)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     path = out / "data.ids"
     try:
-        text.encode_file(tcfg.data, vocab, path, chunk_bytes=ENCODE_CHUNK)
-        ids = text.load_ids(path, vocab.dtype)
-        text.Streams(text.split(ids, tcfg.val_frac)[0], tcfg.batch_size, tcfg.seq_len)   # too short: fail now
+        encode_file(tcfg.data, vocab, path, chunk_bytes=ENCODE_CHUNK)
+        ids = load_ids(path, vocab.dtype)
+        Streams(split(ids, tcfg.val_frac)[0], tcfg.batch_size, tcfg.seq_len)   # too short: fail now
     except UserError:
         if created:
             path.unlink(missing_ok=True)
@@ -135,7 +138,7 @@ def _val_streams(val_ids, tcfg):
     if len(val_ids) < tcfg.seq_len + 1:
         return None
     n = max(1, min(tcfg.batch_size, (len(val_ids) - 1) // tcfg.seq_len))
-    return text.Streams(val_ids, n, tcfg.seq_len)
+    return Streams(val_ids, n, tcfg.seq_len)
 
 
 class _Signals:
@@ -235,8 +238,8 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
         data_dir = Path(tempfile.mkdtemp(prefix=f"rnnlab-rank{process_rank()}-"))
         atexit.register(shutil.rmtree, data_dir, True)
     ids, vocab, source = load_corpus(tcfg, data_dir, snap.vocab if snap is not None else None)
-    train_ids, val_ids = text.split(ids, tcfg.val_frac)
-    streams = text.Streams(train_ids, tcfg.batch_size, tcfg.seq_len)
+    train_ids, val_ids = split(ids, tcfg.val_frac)
+    streams = Streams(train_ids, tcfg.batch_size, tcfg.seq_len)
     val_streams = _val_streams(val_ids, tcfg)
     mcfg = replace(mcfg, vocab_size=len(vocab))
     engine = make_engine(engine_name, mcfg, tcfg, **(engine_options or {}))

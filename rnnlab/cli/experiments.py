@@ -136,7 +136,8 @@ def cmd_gradients(args):
     from ..engines.numpy import model
     from ..experiments import gradients
     from ..plot import PLOT_HINT, line_plot
-    from ..text import Vocab, read_text
+    from ..text import read_text
+    from ..vocab import Vocab
     radii = _list(_radius, "radius")(args.radius)
     if any(r is not None and r <= 0 for r in radii):
         raise UserError("--radius values must be > 0 (or as-is)")

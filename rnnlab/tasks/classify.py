@@ -21,7 +21,7 @@ import numpy as np
 from . import data, loop, net, store
 from ..config import replace
 from ..errors import UserError
-from ..text import Vocab
+from ..vocab import Vocab
 
 
 def shapes(mcfg, info) -> dict:

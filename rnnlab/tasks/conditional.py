@@ -30,7 +30,7 @@ from ..config import replace
 from ..engines.numpy import model
 from ..errors import UserError
 from ..sample import encode_prime, pick
-from ..text import Vocab
+from ..vocab import Vocab
 
 NL = "\n"
 

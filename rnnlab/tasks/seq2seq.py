@@ -26,7 +26,7 @@ from . import data, loop, net, store
 from ..config import replace
 from ..engines.numpy import model
 from ..errors import UserError
-from ..text import Vocab
+from ..vocab import Vocab
 
 BOS, EOS = "\x02", "\x03"
 

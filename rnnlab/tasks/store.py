@@ -15,7 +15,7 @@ import numpy as np
 from .. import checkpoint, snapshot
 from ..config import ModelConfig, TrainConfig, from_dict
 from ..errors import UserError
-from ..text import Vocab
+from ..vocab import Vocab
 from ..train import saved_seconds
 
 COMMANDS = {"classify": "rnnlab predict RUN (and rnnlab classify --resume RUN)",
