@@ -23,7 +23,7 @@ Shapes: N streams, T steps, D input size, H hidden. Params p: "weight_ih" (3H, D
 
 import numpy as np
 
-from rnnlab.engines.numpy.layers import _time_major, input_projection, input_projection_backward, sigmoid
+from rnnlab.engines.numpy.layers import input_projection, input_projection_backward, sigmoid, time_major
 
 GATES = 3
 STATE_SIZE = 1
@@ -158,7 +158,7 @@ def backward(dout, dstateT, cache):
         dh_next += dh
     dxw = dgh.copy()                                         # (T, N, 3H)
     dxw[..., 2 * H:] = dan
-    dx, dw_ih, db_ih = input_projection_backward(dxw, _time_major(x), p["weight_ih"])   # rows paired (t, n)
+    dx, dw_ih, db_ih = input_projection_backward(dxw, time_major(x), p["weight_ih"])   # rows paired (t, n)
     dgh2 = dgh.reshape(T * N, 3 * H)
     grads = {
         "weight_ih": dw_ih,                                  # (3H, D)

@@ -43,7 +43,7 @@ def is_ids(x):
     return np.issubdtype(np.asarray(x).dtype, np.integer)
 
 
-def _time_major(x):
+def time_major(x):
     """(N, T) ids or (N, T, D) inputs as a (T, N, ...) view, to pair with time-major gradient buffers."""
     return np.swapaxes(np.asarray(x), 0, 1)
 

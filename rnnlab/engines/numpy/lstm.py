@@ -21,7 +21,7 @@ Shapes: N streams, T steps, D input size, H hidden. Params p: "weight_ih" (4H, D
 
 import numpy as np
 
-from rnnlab.engines.numpy.layers import _time_major, input_projection, input_projection_backward, sigmoid
+from rnnlab.engines.numpy.layers import input_projection, input_projection_backward, sigmoid, time_major
 
 GATES = 4
 STATE_SIZE = 2
@@ -154,7 +154,7 @@ def forward(x, state0, p):
     dtype = w_hh.dtype
     G4, H = w_hh.shape
     k = _act_scale(4, H, slice(2 * H, 3 * H), dtype)           # (4H,)
-    gates = input_projection(_time_major(x), p["weight_ih"] * k[:, None], (p["bias_ih"] + p["bias_hh"]) * k)
+    gates = input_projection(time_major(x), p["weight_ih"] * k[:, None], (p["bias_ih"] + p["bias_hh"]) * k)
     w_hh_t = (w_hh * k[:, None]).T                           # (H, 4H), tanh rows doubled
     T, N, _ = gates.shape                                    # (T, N, 4H) pre-activations, then activations
     h0, c0 = (np.asarray(s, dtype=dtype) for s in state0)    # (N, H) each
@@ -219,7 +219,7 @@ def backward(dout, dstateT, cache):
         D4[:, 3] *= dh                                       # o: times dh
         dh_next = Dt @ w_hh                                  # (N, H) into h_{t-1}
         dc_next = np.multiply(dc, f)                         # (N, H) into c_{t-1}
-    dx, dw_ih, db_ih = input_projection_backward(D, _time_major(x), p["weight_ih"])   # rows paired (t, n)
+    dx, dw_ih, db_ih = input_projection_backward(D, time_major(x), p["weight_ih"])   # rows paired (t, n)
     dx = None if dx is None else dx.transpose(1, 0, 2)       # (N, T, D) view
     dw_hh = D[0].T @ np.asarray(h0, dtype=dtype) if T else np.zeros_like(w_hh)   # (4H, H): step 0 pairs with h_0,
     if T > 1:                                                                   # step t with h_{t-1}

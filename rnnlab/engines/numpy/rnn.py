@@ -21,7 +21,7 @@ Shapes: N streams, T steps, D input size, H hidden. Params p: "weight_ih" (H, D)
 
 import numpy as np
 
-from rnnlab.engines.numpy.layers import _time_major, input_projection, input_projection_backward
+from rnnlab.engines.numpy.layers import input_projection, input_projection_backward, time_major
 
 GATES = 1
 STATE_SIZE = 1
@@ -99,7 +99,7 @@ def backward(dout, dstateT, cache):
         dh = dout[:, t] + dh_next                            # (N, H) from the output and from step t+1
         np.multiply(dh, da[t], out=da[t])                    # dL/da_t = dh * (1 - h_t^2)
         dh_next = da[t] @ w_hh                               # (N, H) into h_{t-1}
-    dx, dw_ih, db_ih = input_projection_backward(da, _time_major(x), p["weight_ih"])   # rows paired (t, n)
+    dx, dw_ih, db_ih = input_projection_backward(da, time_major(x), p["weight_ih"])   # rows paired (t, n)
     dx = None if dx is None else dx.transpose(1, 0, 2)       # (N, T, D) view
     h_prev = np.empty_like(hs)                               # (T, N, H): h_0..h_{T-1}
     if T:
