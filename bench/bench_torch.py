@@ -37,7 +37,9 @@ import torch.nn.functional as F  # noqa: E402
 from rnnlab.config import ModelConfig, TrainConfig  # noqa: E402
 from rnnlab.engines.torch.engine import Engine  # noqa: E402
 from rnnlab.sample import generate  # noqa: E402
-from rnnlab.text import Streams, Vocab, embedded_corpus, split  # noqa: E402
+from rnnlab.streams import Streams, split  # noqa: E402
+from rnnlab.text import embedded_corpus  # noqa: E402
+from rnnlab.vocab import Vocab  # noqa: E402
 
 SHAPES = [(256, 1, 32, 64), (512, 2, 64, 100)]      # (H, L, N, T)
 

@@ -64,8 +64,8 @@ def train_args(data: Path, out: Path, steps: int) -> list:
             "--val-frac", 0.0005, "--no-progress"]
 
 
-WHOLE = ("import sys; from rnnlab.text import Vocab, read_text; t = read_text(sys.argv[1]); "
-         "ids = Vocab.from_text(t).encode(t); print(len(ids))")
+WHOLE = ("import sys; from rnnlab.text import read_text; from rnnlab.vocab import Vocab; "
+         "t = read_text(sys.argv[1]); ids = Vocab.from_text(t).encode(t); print(len(ids))")
 
 
 def main(argv=None) -> int:

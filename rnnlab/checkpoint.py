@@ -117,9 +117,8 @@ def _no_dupes(pairs):
     return d
 
 
-def load(path):
-    """Read and fully validate a checkpoint; return (tensors, meta). Any problem is a one-line UserError."""
-    p = Path(path)
+def _read(p: Path) -> bytearray:
+    """The whole file at p (a bytearray, so that tensors can be views into it without a copy)."""
     if not p.exists():
         raise UserError(f"checkpoint '{p}' does not exist; check the path (a run directory or a .safetensors file)")
     if p.is_dir():
@@ -131,10 +130,12 @@ def load(path):
             del data[n:]
     except OSError as e:
         raise UserError(f"cannot read checkpoint '{p}': {e.strerror or e}; check the path and permissions") from None
+    return data
 
-    def bad(what):
-        return UserError(f"'{p}' is not a valid rnnlab checkpoint: {what}; {_FIX}")
 
+def _header(p: Path, data: bytearray, bad) -> tuple:
+    """(tensor entries: name -> {dtype, shape, data_offsets}, header length) of the file's safetensors header,
+    which must be a JSON object without duplicate keys of at most MAX_HEADER bytes inside the file."""
     n = len(data)
     hlen = int.from_bytes(data[:8], "little")
     if data[8:9] != b"{" or n < 8 or hlen > MAX_HEADER or hlen > n - 8:
@@ -155,8 +156,12 @@ def load(path):
         raise bad(f"its header is not valid JSON ({str(e).splitlines()[0]})") from None
     if not isinstance(header, dict):
         raise bad("its header is not a JSON object")
+    return header, hlen
 
-    md = header.pop("__metadata__", None)
+
+def _info(p: Path, md, bad) -> dict:
+    """The rnnlab metadata {format, version, sha256, meta} from the header's __metadata__, checked; a newer format
+    version asks for a newer rnnlab."""
     if not isinstance(md, dict) or not isinstance(md.get("rnnlab"), str):
         raise bad("it has no rnnlab metadata (a safetensors file from another tool?)")
     try:
@@ -173,27 +178,37 @@ def load(path):
                         f"reads up to {VERSION}); upgrade rnnlab to load it")
     if not isinstance(info.get("sha256"), str) or not isinstance(info.get("meta"), dict):
         raise bad("its metadata lacks the sha256 checksum or the meta dict")
+    return info
 
-    start, size = 8 + hlen, n - 8 - hlen
+
+def _span(name, e, size, bad) -> tuple:
+    """(numpy dtype, element count, begin, end) of one header entry, checked against the `size` data bytes."""
+    if not (isinstance(e, dict) and isinstance(e.get("dtype"), str) and isinstance(e.get("shape"), list)
+            and isinstance(e.get("data_offsets"), list) and len(e["data_offsets"]) == 2
+            and all(type(v) is int and v >= 0 for v in e["shape"] + e["data_offsets"])):
+        raise bad(f"tensor {name!r} has a malformed header entry")
+    if e["dtype"] not in DTYPES:
+        raise bad(f"tensor {name!r} has unsupported dtype {e['dtype']!r}")
+    dt = np.dtype(DTYPES[e["dtype"]])
+    b, end = e["data_offsets"]
+    count = int(np.prod(e["shape"], dtype=object))
+    if end < b or count * dt.itemsize != end - b:
+        raise bad(f"tensor {name!r}: shape {e['shape']} x {dt.itemsize} bytes does not match its byte range "
+                  f"[{b}, {end}]")
+    if end > size:
+        raise bad(f"tensor {name!r} ends at byte {end} of the data but the file holds only {size} (truncated)")
+    return dt, count, b, end
+
+
+def _tensors(header: dict, data: bytearray, start: int, bad) -> tuple:
+    """(tensors: name -> array viewing `data` (copied when misaligned), checksum items) of the tensor entries;
+    the data after byte `start` must be exactly the tensors' byte ranges, back to back."""
+    size = len(data) - start
     spans, items, tensors = [], [], {}
     for name, e in header.items():
-        if not (isinstance(e, dict) and isinstance(e.get("dtype"), str) and isinstance(e.get("shape"), list)
-                and isinstance(e.get("data_offsets"), list) and len(e["data_offsets"]) == 2
-                and all(type(v) is int and v >= 0 for v in e["shape"] + e["data_offsets"])):
-            raise bad(f"tensor {name!r} has a malformed header entry")
-        if e["dtype"] not in DTYPES:
-            raise bad(f"tensor {name!r} has unsupported dtype {e['dtype']!r}")
-        dt = np.dtype(DTYPES[e["dtype"]])
-        b, end = e["data_offsets"]
-        count = int(np.prod(e["shape"], dtype=object))
-        if end < b or count * dt.itemsize != end - b:
-            raise bad(f"tensor {name!r}: shape {e['shape']} x {dt.itemsize} bytes does not match its byte range "
-                      f"[{b}, {end}]")
-        if end > size:
-            raise bad(f"tensor {name!r} ends at byte {end} of the data but the file holds only {size} (truncated)")
+        dt, count, b, end = _span(name, e, size, bad)
         spans.append((b, end, name))
-        view = memoryview(data)[start + b:start + end]
-        items.append((name, e["dtype"], e["shape"], view))
+        items.append((name, e["dtype"], e["shape"], memoryview(data)[start + b:start + end]))
         a = np.frombuffer(data, dtype=dt, count=count, offset=start + b) if count else np.empty(0, dt)
         a = a.reshape(e["shape"])
         tensors[name] = a if a.flags.aligned else a.copy()
@@ -204,6 +219,24 @@ def load(path):
         pos = end
     if pos != size:
         raise bad(f"{size - pos} bytes follow the last tensor")
+    return tensors, items
+
+
+def load(path):
+    """Read and fully validate a checkpoint; return (tensors, meta). Any problem is a one-line UserError.
+
+    Checked in this order: the file (exists, readable), the safetensors header (length, JSON), the rnnlab metadata
+    (format, version, checksum and meta present), each tensor's entry (dtype, shape against its byte range, inside
+    the file), the layout (contiguous, nothing after the last tensor), then the SHA-256 checksum."""
+    p = Path(path)
+    data = _read(p)
+
+    def bad(what):
+        return UserError(f"'{p}' is not a valid rnnlab checkpoint: {what}; {_FIX}")
+
+    header, hlen = _header(p, data, bad)
+    info = _info(p, header.pop("__metadata__", None), bad)
+    tensors, items = _tensors(header, data, 8 + hlen, bad)
     if _digest(items) != info["sha256"]:
         raise bad("checksum mismatch, the tensor data is corrupt")
     return tensors, info["meta"]

@@ -13,7 +13,7 @@ from .config import ModelConfig, TrainConfig
 from .engines.numpy.engine import Engine
 from .errors import UserError
 from .sample import generate
-from .text import Vocab
+from .vocab import Vocab
 
 WORD = "hello"
 

@@ -23,7 +23,7 @@ import numpy as np
 from . import cells, checkpoint
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
 from .errors import UserError
-from .text import Vocab
+from .vocab import Vocab
 
 
 @dataclass

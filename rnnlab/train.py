@@ -13,16 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
-from . import loop, text
+from . import loop
 from .config import ModelConfig, TrainConfig, replace
 from .engines import process_rank
 from .errors import UserError
+from .streams import Streams, split
+from .text import embedded_corpus
+from .vocab import Vocab, build_vocab_streaming, encode_file, load_ids
 
 LN2 = math.log(2.0)
 ENCODE_CHUNK = 1 << 20   # bytes read at a time while encoding a corpus: bounds encoding's transient memory (~25 MB)
 
 
-def load_corpus(tcfg: TrainConfig, path: Path, expect: text.Vocab | None = None):
+def load_corpus(tcfg: TrainConfig, path: Path, expect: Vocab | None = None):
     """(ids, vocab, one-line description) of the training text; `expect` is the run's vocabulary when resuming.
 
     A file is streamed twice in ENCODE_CHUNK pieces, once for its vocabulary (every check of the text happens
@@ -35,16 +38,16 @@ def load_corpus(tcfg: TrainConfig, path: Path, expect: text.Vocab | None = None)
             raise UserError(f"the data's vocabulary differs from the run's ({expect.diff(vocab)}); "
                             f"resume on the same text the run was trained on")
     if not tcfg.data:
-        corpus = text.embedded_corpus()
+        corpus = embedded_corpus()
         corpus = corpus.encode("utf-8") if tcfg.encoding == "bytes" else corpus
-        vocab = text.Vocab.from_text(corpus)
+        vocab = Vocab.from_text(corpus)
         same_vocab(vocab)
         return vocab.encode(corpus), vocab, "embedded corpus (CPython pydoc topics)"
-    vocab = text.build_vocab_streaming(tcfg.data, tcfg.encoding, ENCODE_CHUNK)
+    vocab = build_vocab_streaming(tcfg.data, tcfg.encoding, ENCODE_CHUNK)
     same_vocab(vocab)
-    text.encode_file(tcfg.data, vocab, path, chunk_bytes=ENCODE_CHUNK)
-    ids = text.load_ids(path, vocab.dtype)
-    text.Streams(text.split(ids, tcfg.val_frac)[0], tcfg.batch_size, tcfg.seq_len)   # too short: fail now
+    encode_file(tcfg.data, vocab, path, chunk_bytes=ENCODE_CHUNK)
+    ids = load_ids(path, vocab.dtype)
+    Streams(split(ids, tcfg.val_frac)[0], tcfg.batch_size, tcfg.seq_len)   # too short: fail now
     return ids, vocab, tcfg.data
 
 
@@ -78,14 +81,14 @@ def _val_streams(val_ids, tcfg):
     if len(val_ids) < tcfg.seq_len + 1:
         return None
     n = max(1, min(tcfg.batch_size, (len(val_ids) - 1) // tcfg.seq_len))
-    return text.Streams(val_ids, n, tcfg.seq_len)
+    return Streams(val_ids, n, tcfg.seq_len)
 
 
 def prepare(mcfg: ModelConfig, tcfg: TrainConfig, opts, snap, run) -> loop.Setup:
     """The character model's Setup: the corpus encoded into the run's data.ids, N streams, the validation text."""
     ids, vocab, source = load_corpus(tcfg, run.scratch("data.ids"), snap.vocab if snap is not None else None)
-    train_ids, val_ids = text.split(ids, tcfg.val_frac)
-    streams = text.Streams(train_ids, tcfg.batch_size, tcfg.seq_len)
+    train_ids, val_ids = split(ids, tcfg.val_frac)
+    streams = Streams(train_ids, tcfg.batch_size, tcfg.seq_len)
     val_streams = _val_streams(val_ids, tcfg)
 
     def batch(step: int) -> dict:

@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 
 from rnnlab.config import ModelConfig, TrainConfig  # noqa: E402
 from rnnlab.engines import make_engine  # noqa: E402
-from rnnlab.text import Streams  # noqa: E402
+from rnnlab.streams import Streams  # noqa: E402
 
 STEPS = 6
 MCFG = ModelConfig(cell="lstm", vocab_size=11, hidden_size=16, num_layers=2)

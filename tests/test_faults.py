@@ -108,7 +108,7 @@ def test_overflowing_update_is_never_saved(tmp_path, monkeypatch):
 
 
 def test_snapshot_refuses_non_finite_tensors(tmp_path):
-    from rnnlab.text import Vocab
+    from rnnlab.vocab import Vocab
     cfg = ModelConfig(cell="rnn", vocab_size=2, hidden_size=2)
     params = {k: np.zeros(s) for k, s in model.param_shapes(cfg).items()}
     params["decoder.bias"][1] = np.nan

@@ -17,7 +17,8 @@ from rnnlab.config import ModelConfig, TrainConfig
 from rnnlab.engines.numpy import Engine, model
 from rnnlab.errors import UserError
 from rnnlab.sample import generate
-from rnnlab.text import Vocab, build_vocab_streaming, encode_file, load_ids, read_text
+from rnnlab.text import read_text
+from rnnlab.vocab import Vocab, build_vocab_streaming, encode_file, load_ids
 
 TMP = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 # Any text a UTF-8 file can hold and rnnlab accepts: no lone surrogates (not encodable), no NUL (binary).

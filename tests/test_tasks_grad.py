@@ -8,7 +8,7 @@ from helpers import one_blas_thread
 from rnnlab.config import ModelConfig
 from rnnlab.tasks import classify, conditional, net, seq2seq
 from rnnlab.tasks.data import pad
-from rnnlab.text import Vocab
+from rnnlab.vocab import Vocab
 
 @pytest.fixture(autouse=True)
 def _one_blas_thread():

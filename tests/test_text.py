@@ -7,8 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnlab.errors import UserError
-from rnnlab.text import (Streams, Vocab, build_vocab_streaming, embedded_corpus, encode_file, load_ids, read_text,
-                         split)
+from rnnlab.streams import Streams, split
+from rnnlab.text import embedded_corpus, read_text
+from rnnlab.vocab import Vocab, build_vocab_streaming, encode_file, load_ids
 
 
 def write(tmp_path, data: bytes, name="corpus.txt"):

@@ -16,7 +16,8 @@ from rnnlab.engines.numpy import model as np_model  # noqa: E402
 from rnnlab.engines.torch import Engine as TorchEngine  # noqa: E402
 from rnnlab.engines.torch.model import loss_sum  # noqa: E402
 from rnnlab.sample import generate  # noqa: E402
-from rnnlab.text import Streams, Vocab  # noqa: E402
+from rnnlab.streams import Streams  # noqa: E402
+from rnnlab.vocab import Vocab  # noqa: E402
 from rnnlab.train import train  # noqa: E402
 
 

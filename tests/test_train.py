@@ -9,8 +9,8 @@ from rnnlab import snapshot
 from rnnlab.config import ModelConfig, TrainConfig
 from rnnlab.engines.numpy import Engine
 from rnnlab.sample import generate, pick
-from rnnlab.text import Vocab
 from rnnlab.train import train
+from rnnlab.vocab import Vocab
 
 
 def quiet(*a, **k):
@@ -85,7 +85,8 @@ def _max_diff(a, b) -> float:
 def test_resume_is_bitwise_exact_float64(tmp_path, cell):
     """30 steps in one run equal 30 steps interrupted at three points (STOPS) and resumed, bit for bit (dropout
     RNG, carried hidden state, data position and optimiser state all restored)."""
-    from rnnlab.text import Streams, Vocab, split
+    from rnnlab.streams import Streams, split
+    from rnnlab.vocab import Vocab
     text = _small_corpus(tmp_path).read_text()[:265]
     assert Streams(split(Vocab.from_text(text).encode(text), 0.1)[0], 4, 7).num_batches == 8
     a, b = _resume_case(tmp_path, cell, "float64")

@@ -1,4 +1,4 @@
-"""`rnnlab bench`: speed and time-to-quality tables, every row measured in the same run (cli.py).
+"""`rnnlab bench`: speed and time-to-quality tables, every row measured in the same run (rnnlab/cli/bench.py).
 
     measure.py    corpus, alternating timed rounds, GEMM peak, FLOPs per character, peak RSS
     training.py   engines vs a bare PyTorch loop, and the paper's configuration vs min_char_rnn.py

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..text import Vocab, embedded_corpus, read_text, split
+from ..streams import split
+from ..text import embedded_corpus, read_text
+from ..vocab import Vocab
 
 ROOT = Path(__file__).resolve().parent.parent.parent          # the repository, when run from a clone
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..config import PRESETS, ModelConfig, TrainConfig
 from ..engines import make_engine
-from ..text import Streams
+from ..streams import Streams
 from .measure import REFERENCE, SHAKESPEARE
 
 CONFIGS = [(100, 1, 1, 25), (128, 1, 32, 64), (256, 2, 32, 64), (512, 2, 64, 100)]    # (H, L, N, T)

@@ -21,9 +21,16 @@ def torch_available() -> bool:
     return True
 
 
+def world_size() -> int:
+    """How many processes torchrun started for this run: WORLD_SIZE, 1 when unset or empty (a ValueError when it
+    is not an integer). The one reading of WORLD_SIZE outside engines/torch/distributed.py, whose world_from_env
+    also reads RANK and LOCAL_RANK (it cannot import this package: engines -> engines.torch would be a circle)."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
 def process_rank() -> int:
     """This process's rank in a run started by torchrun (RANK, when WORLD_SIZE > 1), else 0."""
-    return int(os.environ.get("RANK", "0") or 0) if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 else 0
+    return int(os.environ.get("RANK", "0") or 0) if world_size() > 1 else 0
 
 
 def auto_engine(mcfg, job: str = "train", **torch_options) -> str:
@@ -39,8 +46,7 @@ def auto_engine(mcfg, job: str = "train", **torch_options) -> str:
     if device == "auto":
         from .torch.device import auto_device
         device = auto_device()
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 or torch_options.get("precision") == "bf16" \
-            or device != "cpu":
+    if world_size() > 1 or torch_options.get("precision") == "bf16" or device != "cpu":
         return "torch"
     return cells.get(mcfg.cell).cpu_train if job != "sample" else "numpy"
 
@@ -55,7 +61,7 @@ def make_engine(name: str, mcfg, tcfg, job: str = "train", **torch_options):
         if device not in ("auto", "cpu") or precision != "fp32":
             raise UserError(f"--device {device} --precision {precision} need --engine torch; the NumPy engine runs "
                             f"on the CPU in fp32/fp64 only")
-        if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        if world_size() > 1:
             raise UserError("torchrun started several processes but the NumPy engine cannot train distributed; "
                             "use --engine torch (or run one process without torchrun)")
         from .numpy.engine import Engine

@@ -35,7 +35,7 @@ import numpy as np
 from .. import loop
 from ..config import ModelConfig, TrainConfig, replace
 from ..engines.numpy import model
-from ..text import Vocab
+from ..vocab import Vocab
 
 LAGS = (5, 10, 20, 50, 100)
 QUICK_LAGS = (5, 10)

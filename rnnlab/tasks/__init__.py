@@ -7,6 +7,6 @@
 
 They share net.py (a stack of the core's cells over padded, masked batches), loop.py (one small training loop over
 the core's optimisers, schedule and checkpoints), store.py (the checkpoint layout, with the task in the metadata),
-data.py (CSV/TSV tables, padding, splits) and synthetic.py (small tasks that need no download). The command line
-is cli.py (and cli_conditional.py for the flags of the core's train and sample).
+data.py (CSV/TSV tables, padding, splits) and synthetic.py (small tasks that need no download). Their command line
+is rnnlab/cli/tasks.py (and rnnlab/cli/conditional.py for the flags of the core's train and sample).
 """

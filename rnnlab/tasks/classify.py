@@ -20,7 +20,7 @@ from . import data
 from .. import loop
 from ..config import replace
 from ..errors import UserError
-from ..text import Vocab
+from ..vocab import Vocab
 
 
 def predict_proba(engine, params, seqs, batch_size: int = 256) -> np.ndarray:

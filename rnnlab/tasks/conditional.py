@@ -26,7 +26,7 @@ from .. import loop
 from ..config import replace
 from ..errors import UserError
 from ..sample import check_settings, generate as generate_text
-from ..text import Vocab
+from ..vocab import Vocab
 
 NL = "\n"
 

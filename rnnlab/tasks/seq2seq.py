@@ -27,7 +27,7 @@ from .. import loop
 from ..config import replace
 from ..engines.numpy.layers import log_softmax
 from ..errors import UserError
-from ..text import Vocab
+from ..vocab import Vocab
 
 BOS, EOS = "\x02", "\x03"
 

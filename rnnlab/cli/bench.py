@@ -1,5 +1,5 @@
 """`rnnlab bench`: print the speed tables (or, with --time-to-quality, the validation curve of the recommended
-recipe under a wall-clock budget). rnnlab/cli.py calls add_subcommand(sub) once.
+recipe under a wall-clock budget). rnnlab/cli/__init__.py calls add_subcommands(sub) once.
 
 Run it as a user's machine would, without the BLAS settings some CI images export (they halve NumPy's GEMM):
 
@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import sys
 
+from ..benchmarks import measure, quality, sampling, scaling, training
 from ..engines import torch_available
 from ..errors import UserError
-from . import measure, quality, sampling, scaling, training
+from .args import number
 
 SECTIONS = ("training", "paper", "sampling", "scaling")
 
 
-def add_subcommand(sub) -> None:
-    from ..cli import _number
+def add_subcommands(sub) -> None:
+    """Add bench to the subparsers; it sets `run`."""
     b = sub.add_parser("bench", help="speed tables: engines vs bare PyTorch and min_char_rnn.py; time to quality",
                        description="Print benchmark tables, every row measured in this run: training chars/s of "
                                    "each engine x cell x (H, L, B, T) next to a bare PyTorch loop (with GFLOP/s and "
@@ -31,14 +32,14 @@ def add_subcommand(sub) -> None:
                                    "'env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE rnnlab bench'.")
     b.add_argument("--quick", action="store_true", help="small sizes and short rounds: every table in under 2 "
                    "minutes (what CI runs)")
-    b.add_argument("--seconds", type=_number(float), default=None, help="timed seconds per contender per round "
+    b.add_argument("--seconds", type=number(float), default=None, help="timed seconds per contender per round "
                    "(default: 3, quick 0.3)")
-    b.add_argument("--rounds", type=_number(int), default=None, help="rounds (default: 3, quick 1)")
+    b.add_argument("--rounds", type=number(int), default=None, help="rounds (default: 3, quick 1)")
     b.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of tables: {', '.join(SECTIONS)}")
     b.add_argument("--engines", default="numpy,torch", help="engines to measure (torch only when installed)")
     b.add_argument("--time-to-quality", action="store_true", help="instead of speed: train a recommended recipe "
                    "for --budget seconds of training and print the validation curve next to reference numbers")
-    b.add_argument("--budget", type=_number(float), default=75.0, help="time-to-quality training seconds "
+    b.add_argument("--budget", type=number(float), default=75.0, help="time-to-quality training seconds "
                    "(default: 75)")
     b.add_argument("--preset", choices=("shakespeare-quick", "shakespeare"), default=None,
                    help="time-to-quality recipe (default: shakespeare-quick under 300 s, else shakespeare)")
@@ -174,7 +175,7 @@ def cmd_time_to_quality(args):
     if args.plain:
         if not torch_available():
             raise UserError("--plain trains a PyTorch script: install torch (pip install torch) or drop --plain")
-        from . import plain
+        from ..benchmarks import plain
         result = dict(plain.run(data, args.budget), hidden=256)
     print("\n".join(quality.report(curve, args.budget, result)))
     print(f"\n{steps} steps; peak RSS {measure.peak_rss_mb():.0f} MB", flush=True)

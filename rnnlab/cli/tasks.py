@@ -1,5 +1,5 @@
-"""Command line of the task shapes. rnnlab/cli.py calls add_subcommands(sub) once (and routes `train
---condition-column` and `sample --condition` to cli_conditional.py); it turns every UserError into one line, exit 2.
+"""Command line of the task shapes. rnnlab/cli/__init__.py calls add_subcommands(sub) once (and routes `train
+--condition-column` and `sample --condition` to conditional.py); it turns every UserError into one line, exit 2.
 
     rnnlab classify --data FILE.tsv [--text-column text] [--label-column label] --out DIR     many-to-one
     rnnlab predict RUN (--text TEXT ... | --data FILE)
@@ -12,14 +12,14 @@
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
-import time
 
 import numpy as np
 
 from ..config import ModelConfig, TrainConfig
 from ..errors import UserError
+from .args import (add_config_flags, add_engine, configs, engine_options, need_data, number, progress,
+                   resume_overrides, run_dir)
 
 # Each task's defaults (instead of the character model's); explicit flags win. Measured on 2 CPU cores.
 DEFAULTS = {
@@ -29,59 +29,25 @@ DEFAULTS = {
                     max_steps=2000, eval_every=250, val_frac=0.05, log_every=10),
 }
 # Tasks batch whole sequences of characters (no seq_len, no encoding); their loop counts the schedule in steps.
-SKIP = ("vocab_size", "task", "num_labels", "seq_len", "encoding", "schedule_by")
-HELP = {"data": "CSV or TSV table to train on (required)", "batch_size": "sequences per batch (N)",
-        "val_frac": "fraction of the rows held out for validation (a seeded random split)"}
-
-
-def _config_flags(p, cls, defaults, core):
-    core._add_config_flags(p, cls, skip=SKIP, defaults=defaults, helps=HELP, title="defaults shown")
-
-
-def _configs(args, task):
-    from ..cli import _configs as core_configs
-    return core_configs(args, DEFAULTS[task])
-
-
-def _resume_overrides(args) -> dict:
-    """The budget flags a resume may change; any other explicit config flag is an error (as for rnnlab train)."""
-    from ..cli import RESUME_OVERRIDES
-    names = {f.name for c in (ModelConfig, TrainConfig) for f in dataclasses.fields(c)}
-    fixed = sorted(n for n in names if getattr(args, n, None) is not None and n not in RESUME_OVERRIDES)
-    if fixed or getattr(args, "out", None) or getattr(args, "preset", None):
-        bad = [f"--{n.replace('_', '-')}" for n in fixed] + (["--out"] if args.out else []) + \
-              (["--preset"] if getattr(args, "preset", None) else [])
-        raise UserError(f"{', '.join(bad)} cannot change when resuming (the run's own config is used); only "
-                        f"{', '.join('--' + n.replace('_', '-') for n in RESUME_OVERRIDES)} may")
-    return {n: getattr(args, n) for n in RESUME_OVERRIDES if getattr(args, n, None) is not None}
-
-
-def _progress(args):
-    return False if args.no_progress else None
-
-
-def _run_dir(args, task, mcfg):
-    return args.out or f"runs/{task}-{mcfg.cell}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def _need_data(tcfg):
-    if not tcfg.data:
-        raise UserError("--data FILE is required: a CSV or TSV table (make one with `rnnlab synth TASK --out FILE`)")
+SKIP = ("vocab_size", "seq_len", "encoding", "schedule_by")
+TASK_HELP = {"data": "CSV or TSV table to train on (required)", "batch_size": "sequences per batch (N)",
+             "val_frac": "fraction of the rows held out for validation (a seeded random split)"}
 
 
 def _train_or_resume(args, task, train, opts):
     """Continue the run in --resume, or start one from the flags; returns (train's result, run directory)."""
     if args.resume:
-        return train(None, None, opts, args.resume, resume=True, overrides=_resume_overrides(args),
-                     progress=_progress(args)), args.resume
-    mcfg, tcfg = _configs(args, task)
-    _need_data(tcfg)
-    out = _run_dir(args, task, mcfg)
-    return train(mcfg, tcfg, opts, out, progress=_progress(args)), out
+        return train(None, None, opts, args.resume, resume=True, overrides=resume_overrides(args),
+                     progress=progress(args), engine=args.engine, engine_options=engine_options(args)), args.resume
+    mcfg, tcfg = configs(args, DEFAULTS[task])
+    need_data(tcfg)
+    out = run_dir(args, mcfg, task)
+    return train(mcfg, tcfg, opts, out, progress=progress(args), engine=args.engine,
+                 engine_options=engine_options(args)), out
 
 
 def cmd_classify(args):
-    from .classify import train
+    from ..tasks.classify import train
     if args.max_len < 0:
         raise UserError(f"--max-len must be >= 0 (0 = whole texts), got {args.max_len}")
     opts = {"text_column": args.text_column, "label_column": args.label_column, "delimiter": args.delimiter,
@@ -95,9 +61,10 @@ def cmd_classify(args):
 
 
 def cmd_predict(args):
-    from . import classify, data, store
-    run = store.load(args.path, "classify", classify.shapes, args.which)
-    labels, opts = run.info["labels"], run.info["options"]
+    from ..models import open_model
+    from ..tasks import classify, data
+    run, engine, params = open_model(args.path, "classify", args.which, args.engine, "eval", **engine_options(args))
+    labels, opts = run.extra["labels"], run.extra["options"]
     if bool(args.text) == bool(args.data):
         raise UserError("give the text to classify with --text TEXT (repeatable) or --data FILE, one of the two")
     cut = (lambda t: t[:opts["max_len"]]) if opts.get("max_len") else (lambda t: t)
@@ -113,7 +80,7 @@ def cmd_predict(args):
             texts, truth = data.read_table(args.data, cols, args.delimiter)["text"], None
         texts = [cut(t) for t in texts]
     seqs = data.encode_all(run.vocab, texts, "text to classify", args.unknown)
-    probs = classify.predict_proba(run.params, run.mcfg, seqs)
+    probs = classify.predict_proba(engine, params, seqs)
     for t, p in zip(texts, probs):
         best = int(p.argmax())
         if args.text:
@@ -130,7 +97,7 @@ def cmd_predict(args):
 
 
 def cmd_seq2seq_train(args):
-    from .seq2seq import train
+    from ..tasks.seq2seq import train
     opts = {"source_column": args.source_column, "target_column": args.target_column, "delimiter": args.delimiter}
     res, out = _train_or_resume(args, "seq2seq", train, opts)
     if "val_exact" in res:
@@ -143,9 +110,10 @@ def cmd_seq2seq_train(args):
 
 
 def cmd_seq2seq_predict(args):
-    from . import data, seq2seq, store
-    run = store.load(args.path, "seq2seq", seq2seq.shapes, args.which)
-    opts = run.info["options"]
+    from ..models import open_model
+    from ..tasks import data, seq2seq
+    run, engine, params = open_model(args.path, "seq2seq", args.which, args.engine, "sample", **engine_options(args))
+    opts = run.extra["options"]
     if bool(args.text) == bool(args.data):
         raise UserError("give the sources with --text SOURCE (repeatable) or --data FILE, one of the two")
     if args.beam < 1 or args.max_len < 0:
@@ -162,8 +130,8 @@ def cmd_seq2seq_predict(args):
         except UserError:
             sources = data.read_table(args.data, cols, args.delimiter)["source"]
     seqs = data.encode_all(run.vocab, sources, "source", args.unknown)
-    max_len = args.max_len or 2 * run.info["max_target_len"] + 10
-    preds = seq2seq.decode(run.params, run.mcfg, run.vocab, seqs, max_len, args.beam)
+    max_len = args.max_len or 2 * run.extra["max_target_len"] + 10
+    preds = seq2seq.decode(engine, params, run.vocab, seqs, max_len, args.beam)
     for s, p in zip(sources, preds):
         print(p if args.text and len(sources) == 1 else f"{s}\t{p}")
     if targets is not None:
@@ -174,7 +142,7 @@ def cmd_seq2seq_predict(args):
 
 
 def cmd_synth(args):
-    from . import data, synthetic
+    from ..tasks import data, synthetic
     rows = synthetic.generate(args.task, args.n, args.seed, args.max_len)
     data.write_tsv(args.out, synthetic.HEADERS[args.task], rows)
     use = {"text": "rnnlab classify --data", "source": "rnnlab seq2seq train --data",
@@ -184,8 +152,8 @@ def cmd_synth(args):
 
 
 def cmd_speakers(args):
+    from ..tasks import data
     from ..text import read_text
-    from . import data
     if args.top < 0:
         raise UserError(f"--top must be >= 0 (0 = every speaker), got {args.top}")
     rows = data.play_to_rows(read_text(args.play), args.top, args.unit)
@@ -198,7 +166,7 @@ def cmd_speakers(args):
           ", ".join(f"{s} {n}" for s, n in top) + (", ..." if len(counts) > 8 else ""))
 
 
-def _predict_flags(p, core, what):
+def _predict_flags(p, what):
     p.add_argument("path", metavar="RUN_OR_CHECKPOINT", help="a run directory or a .safetensors checkpoint")
     p.add_argument("--text", action="append", help=f"a {what} (repeat for several)")
     p.add_argument("--data", help=f"a CSV/TSV file of {what}s (its columns as in training unless given)")
@@ -206,23 +174,22 @@ def _predict_flags(p, core, what):
     p.add_argument("--delimiter", help="field delimiter of --data, one character or 'tab' (default: from the name)")
     p.add_argument("--unknown", choices=("error", "skip"), default="error",
                    help="characters the model never saw: error (default) or skip them")
+    add_engine(p)
 
 
-def _train_flags(p, core, task):
+def _train_flags(p, task):
     p.add_argument("--out", help=f"run directory (default: runs/{task}-<cell>-<date>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped; only "
                    "--max-steps, --max-time, --eval-every, --log-every and --data may change")
     p.add_argument("--delimiter", help="field delimiter, one character or 'tab' (default: tab for .tsv, comma for "
                                        ".csv, else tab if the first line has one)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _config_flags(p, ModelConfig, DEFAULTS[task], core)
-    _config_flags(p, TrainConfig, DEFAULTS[task], core)
+    add_engine(p, train=True)
+    for cls in (ModelConfig, TrainConfig):
+        add_config_flags(p, cls, skip=SKIP, defaults=DEFAULTS[task], helps=TASK_HELP, title="defaults shown")
 
 
-def add_subcommands(sub):
-    """Add classify, predict, seq2seq, synth and speakers to the core's subparsers; each sets `run`."""
-    from .. import cli as core
-    from .synthetic import TASKS
+def add_classify(sub):
     c = sub.add_parser("classify", help="many-to-one: train a sequence classifier on a CSV/TSV of text and label",
                        description="Train a classifier: the recurrent net reads each text; its true last state "
                                    "(padding masked) goes through a linear layer and a softmax over the labels. "
@@ -230,20 +197,24 @@ def add_subcommands(sub):
                                    "validation split. Columns are header names or 0-based numbers.")
     c.add_argument("--text-column", default="text", help="column with the text (default: text)")
     c.add_argument("--label-column", default="label", help="column with the label (default: label)")
-    c.add_argument("--max-len", type=core._number(int), default=0, help="cut texts to this many characters "
+    c.add_argument("--max-len", type=number(int), default=0, help="cut texts to this many characters "
                    "(default: 0 = whole)")
-    _train_flags(c, core, "classify")
+    _train_flags(c, "classify")
     c.set_defaults(run=cmd_classify)
 
+
+def add_predict(sub):
     p = sub.add_parser("predict", help="labels and probabilities from a classifier (rnnlab classify)",
                        description="Classify texts with a trained classifier: the label, then every label's "
                                    "probability. With --data, one line per row (label, probability, text); when "
                                    "the file also has the label column, the accuracy report goes to stderr.")
-    _predict_flags(p, core, "text")
+    _predict_flags(p, "text")
     p.add_argument("--text-column", help="column of --data with the text (default: the training one)")
     p.add_argument("--label-column", help="column of --data with true labels, if any (default: the training one)")
     p.set_defaults(run=cmd_predict)
 
+
+def add_seq2seq(sub):
     s = sub.add_parser("seq2seq", help="many-to-many: an encoder-decoder from sources to targets (train, predict)",
                        description="Encoder-decoder: the encoder's final state starts the decoder, trained with "
                                    "teacher forcing, decoded greedily or by beam search.")
@@ -254,37 +225,51 @@ def add_subcommands(sub):
                                   "character error rate (edit distance / target length) on the validation split.")
     t.add_argument("--source-column", default="source", help="column with the source (default: source)")
     t.add_argument("--target-column", default="target", help="column with the target (default: target)")
-    _train_flags(t, core, "seq2seq")
+    _train_flags(t, "seq2seq")
     t.set_defaults(run=cmd_seq2seq_train)
     q = ss.add_parser("predict", help="outputs for new sources",
                       description="Decode sources with a trained encoder-decoder. With --data, one line per row "
                                   "(source, output); when the file also has targets, exact match and character "
                                   "error rate go to stderr.")
-    _predict_flags(q, core, "source")
-    q.add_argument("--beam", type=core._number(int), default=1, help="beam width; 1 = greedy (default: 1)")
-    q.add_argument("--max-len", type=core._number(int), default=0,
+    _predict_flags(q, "source")
+    q.add_argument("--beam", type=number(int), default=1, help="beam width; 1 = greedy (default: 1)")
+    q.add_argument("--max-len", type=number(int), default=0,
                    help="longest output (default: 0 = twice the longest training target + 10)")
     q.add_argument("--source-column", help="column of --data with sources (default: the training one)")
     q.add_argument("--target-column", help="column of --data with targets, if any (default: the training one)")
     q.set_defaults(run=cmd_seq2seq_predict)
 
+
+def add_synth(sub):
+    from ..tasks.synthetic import TASKS
     g = sub.add_parser("synth", help="write a small synthetic task as TSV (no download needed)",
                        description="Synthetic tasks: parity and brackets (classify); reverse, sort, words (number "
                                    "-> English), dates (ISO -> '4 March 2021') (seq2seq); styles (conditional).")
     g.add_argument("task", choices=TASKS)
     g.add_argument("--out", required=True, help="TSV file to write (never overwritten)")
-    g.add_argument("--n", type=core._number(int), default=5000, help="rows (default: 5000)")
-    g.add_argument("--seed", type=core._number(int), default=0, help="random seed (default: 0)")
-    g.add_argument("--max-len", type=core._number(int), default=0, help="longest input (default: the task's)")
+    g.add_argument("--n", type=number(int), default=5000, help="rows (default: 5000)")
+    g.add_argument("--seed", type=number(int), default=0, help="random seed (default: 0)")
+    g.add_argument("--max-len", type=number(int), default=0, help="longest input (default: the task's)")
     g.set_defaults(run=cmd_synth)
 
+
+def add_speakers(sub):
     k = sub.add_parser("speakers", help="turn a play (tinyshakespeare's layout) into speaker<TAB>line rows",
                        description="Real labelled data with no download: each speech of the play becomes rows "
                                    "labelled with its speaker, for rnnlab classify or rnnlab train "
                                    "--condition-column speaker.")
     k.add_argument("play", help="the play, e.g. ../shared/data/tinyshakespeare.txt")
     k.add_argument("--out", required=True, help="TSV file to write (never overwritten)")
-    k.add_argument("--top", type=core._number(int), default=0, help="keep the K speakers with most lines (0 = all)")
+    k.add_argument("--top", type=number(int), default=0, help="keep the K speakers with most lines (0 = all)")
     k.add_argument("--unit", choices=("line", "speech"), default="line", help="a row per line of verse (default) "
                    "or per whole speech")
     k.set_defaults(run=cmd_speakers)
+
+
+def add_subcommands(sub):
+    """Add classify, predict, seq2seq, synth and speakers to the subparsers; each sets `run`."""
+    add_classify(sub)
+    add_predict(sub)
+    add_seq2seq(sub)
+    add_synth(sub)
+    add_speakers(sub)

@@ -1,14 +1,15 @@
 """The command line of the paper's claims: `rnnlab experiment gradients|memory`, `rnnlab viz`, `rnnlab plot`.
 
-rnnlab/cli.py calls add_subcommands(sub) once; each subcommand stores its function as `run`, and cli.main calls it
-(UserError -> one line `error: ...`, exit 2, as for every command). Numbers always go to CSV; pictures to PNG when
-matplotlib is installed (pip install 'rnnlab[plot]'), otherwise the command says how to get them.
+rnnlab/cli/__init__.py calls add_subcommands(sub) once; each subcommand stores its function as `run`, and cli.main
+calls it (UserError -> one line `error: ...`, exit 2, as for every command). Numbers always go to CSV; pictures to PNG
+when matplotlib is installed (pip install 'rnnlab[plot]'), otherwise the command says how to get them.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..errors import UserError
+from .args import number
 
 
 def _list(kind, name):
@@ -27,15 +28,17 @@ def _radius(s: str):
     return None if s.strip() in ("as-is", "none") else float(s)
 
 
-def add_subcommands(sub) -> None:
-    """Register experiment (gradients, memory), viz and plot on cli.py's subparsers."""
-    from ..cli import _number
+def add_experiment(sub):
     e = sub.add_parser("experiment", help="the paper's claims as experiments: gradients, memory",
                        description="Reproduce the paper's claims; each experiment prints a table, writes CSV and "
                                    "(with matplotlib) a PNG.")
     esub = e.add_subparsers(dest="experiment", metavar="EXPERIMENT", parser_class=type(e))
     esub.required = True
+    add_gradients(esub)
+    add_memory(esub)
 
+
+def add_gradients(esub):
     g = esub.add_parser("gradients", help="||dL_T/dh_k|| against the distance T-k: vanishing and exploding",
                         description="Backpropagate the loss at the last step L_T through time with the NumPy "
                                     "cells' own step_backward and record ||dL_T/dh_k|| for k = T..1 (mean over the "
@@ -44,19 +47,21 @@ def add_subcommands(sub) -> None:
                    "initialisations of --cells)")
     g.add_argument("--which", choices=("best", "latest"), default="best", help="checkpoint in a run directory")
     g.add_argument("--cells", default="rnn,lstm,gru", help="fresh models to measure (default: rnn,lstm,gru)")
-    g.add_argument("--hidden-size", type=_number(int), default=64, help="fresh models: H (default: 64)")
-    g.add_argument("--vocab-size", type=_number(int), default=65, help="fresh models without --text: V (default: 65)")
+    g.add_argument("--hidden-size", type=number(int), default=64, help="fresh models: H (default: 64)")
+    g.add_argument("--vocab-size", type=number(int), default=65, help="fresh models without --text: V (default: 65)")
     g.add_argument("--radius", default="as-is,0.5,2", help="comma list of spectral radii for every HxH block of "
                    "W_hh; 'as-is' keeps the weights (default: as-is,0.5,2)")
-    g.add_argument("--seq-len", type=_number(int), default=60, help="T (default: 60)")
-    g.add_argument("--batch-size", type=_number(int), default=32, help="sequences averaged over (default: 32)")
+    g.add_argument("--seq-len", type=number(int), default=60, help="T (default: 60)")
+    g.add_argument("--batch-size", type=number(int), default=32, help="sequences averaged over (default: 32)")
     g.add_argument("--loss", choices=("xent", "proj"), default="xent", help="xent: cross-entropy of the last "
                    "prediction (default); proj: a fixed random projection u.h_T")
     g.add_argument("--text", help="take the input sequences from this text (default: random characters)")
-    g.add_argument("--seed", type=_number(int), default=0, help="random seed (default: 0)")
+    g.add_argument("--seed", type=number(int), default=0, help="random seed (default: 0)")
     g.add_argument("--out", default="experiments/gradients", help="output folder (default: experiments/gradients)")
     g.set_defaults(run=cmd_gradients)
 
+
+def add_memory(esub):
     m = esub.add_parser("memory", help="recall a symbol after a lag: rnn vs lstm vs gru on equal parameters",
                         description="The recall task at growing lags, each cell with the same parameter budget and "
                                     "step budget. Prints accuracy against lag; writes OUT/memory.csv and "
@@ -64,19 +69,21 @@ def add_subcommands(sub) -> None:
     m.add_argument("--quick", action="store_true", help="CI size: lags 5,10, 300 steps, 500 test sequences")
     m.add_argument("--cells", default="rnn,lstm,gru", help="default: rnn,lstm,gru")
     m.add_argument("--lags", help="comma list (default: 5,10,20,50,100; --quick: 5,10)")
-    m.add_argument("--steps", type=_number(int), help="Adam steps per (cell, lag) (default: 2000; --quick: 300)")
-    m.add_argument("--params", type=_number(int), default=6500, help="parameter budget per model (default: 6500)")
-    m.add_argument("--batch-size", type=_number(int), default=32, help="sequences per step (default: 32)")
-    m.add_argument("--lr", type=_number(float), default=3e-3, help="Adam learning rate (default: 3e-3)")
-    m.add_argument("--symbols", type=_number(int), default=8, help="K symbols to recall; chance = 1/K (default: 8)")
-    m.add_argument("--distractors", type=_number(int), default=4, help="distractor symbols (default: 4)")
-    m.add_argument("--eval", type=_number(int), help="held-out sequences per score (default: 2000; --quick: 500)")
-    m.add_argument("--forget-bias", type=_number(float), default=0.0, help="lstm: add this to the forget gate's "
+    m.add_argument("--steps", type=number(int), help="Adam steps per (cell, lag) (default: 2000; --quick: 300)")
+    m.add_argument("--params", type=number(int), default=6500, help="parameter budget per model (default: 6500)")
+    m.add_argument("--batch-size", type=number(int), default=32, help="sequences per step (default: 32)")
+    m.add_argument("--lr", type=number(float), default=3e-3, help="Adam learning rate (default: 3e-3)")
+    m.add_argument("--symbols", type=number(int), default=8, help="K symbols to recall; chance = 1/K (default: 8)")
+    m.add_argument("--distractors", type=number(int), default=4, help="distractor symbols (default: 4)")
+    m.add_argument("--eval", type=number(int), help="held-out sequences per score (default: 2000; --quick: 500)")
+    m.add_argument("--forget-bias", type=number(float), default=0.0, help="lstm: add this to the forget gate's "
                    "bias at initialisation (default: 0, PyTorch's initialisation; 1 is the classic remedy)")
-    m.add_argument("--seed", type=_number(int), default=0, help="random seed (default: 0)")
+    m.add_argument("--seed", type=number(int), default=0, help="random seed (default: 0)")
     m.add_argument("--out", default="experiments/memory", help="output folder (default: experiments/memory)")
     m.set_defaults(run=cmd_memory)
 
+
+def add_viz(sub):
     v = sub.add_parser("viz", help="an HTML page: the text coloured by one hidden unit, top-5 predictions on hover",
                        description="Run a checkpoint over a text and write a self-contained HTML page (no network): "
                                    "each character coloured by a chosen unit's activation, a unit picker, the "
@@ -86,19 +93,28 @@ def add_subcommands(sub) -> None:
     v.add_argument("--text", required=True, help="the text to read (its first --max-chars characters)")
     v.add_argument("--out", default="viz.html", help="the HTML file to write (default: viz.html)")
     v.add_argument("--which", choices=("best", "latest"), default="best")
-    v.add_argument("--layer", type=_number(int), default=-1, help="layer whose units are shown (default: -1, top)")
-    v.add_argument("--unit", type=_number(int), help="unit shown first (default: the most feature-correlated)")
-    v.add_argument("--max-chars", type=_number(int), default=2000, help="characters shown (default: 2000)")
+    v.add_argument("--layer", type=number(int), default=-1, help="layer whose units are shown (default: -1, top)")
+    v.add_argument("--unit", type=number(int), help="unit shown first (default: the most feature-correlated)")
+    v.add_argument("--max-chars", type=number(int), default=2000, help="characters shown (default: 2000)")
     v.add_argument("--unknown", choices=("error", "skip"), default="error",
                    help="characters not in the vocabulary: error (default) or skip them")
     v.set_defaults(run=cmd_viz)
 
+
+def add_plot(sub):
     p = sub.add_parser("plot", help="training and validation loss curves of a run (PNG)",
                        description="Read RUN_DIR/metrics.jsonl and draw training loss and validation loss against "
                                    "the step. Writes RUN_DIR/loss.csv and a PNG (default RUN_DIR/loss.png).")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--out", help="PNG file (default: RUN_DIR/loss.png)")
     p.set_defaults(run=cmd_plot)
+
+
+def add_subcommands(sub) -> None:
+    """Register experiment (gradients, memory), viz and plot on the command line's subparsers."""
+    add_experiment(sub)
+    add_viz(sub)
+    add_plot(sub)
 
 
 def _outputs(out: str, header: list, rows: list, csv_name: str):
@@ -118,9 +134,10 @@ def cmd_gradients(args):
     from .. import checkpoint, snapshot
     from ..config import CELLS, ModelConfig
     from ..engines.numpy import model
+    from ..experiments import gradients
     from ..plot import PLOT_HINT, line_plot
-    from ..text import Vocab, read_text
-    from . import gradients
+    from ..text import read_text
+    from ..vocab import Vocab
     radii = _list(_radius, "radius")(args.radius)
     if any(r is not None and r <= 0 for r in radii):
         raise UserError("--radius values must be > 0 (or as-is)")
@@ -167,8 +184,8 @@ def cmd_gradients(args):
 
 def cmd_memory(args):
     from ..config import CELLS
+    from ..experiments import memory
     from ..plot import PLOT_HINT, line_plot
-    from . import memory
     cells = _list(str, "cells")(args.cells)
     bad = [c for c in cells if c not in CELLS]
     if bad:

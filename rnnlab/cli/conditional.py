@@ -1,15 +1,14 @@
 """`rnnlab train --condition-column` and `rnnlab sample --condition`: the core's train and sample commands hand
 over to rnnlab/tasks/conditional.py here when a table's label column is named or a conditional model is read.
 
-rnnlab/cli.py adds the flags with add_condition_flags(train_parser, sample_parser) and asks train_conditional(args)
-/ sample_conditional(args) first; each returns False when the command is not conditional, leaving it to the core.
+rnnlab/cli/__init__.py adds the flags with add_condition_flags(train_parser, sample_parser) and asks
+train_conditional(args) / sample_conditional(args) first; each returns False when the command is not conditional,
+leaving it to core.py.
 """
 from __future__ import annotations
 
-import sys
-
 from ..errors import UserError
-from .cli import _need_data, _progress, _resume_overrides, _run_dir
+from .args import configs, engine_options, need_data, progress, resume_overrides, run_dir, write_samples
 
 
 def add_condition_flags(train_parser, sample_parser):
@@ -24,66 +23,54 @@ def add_condition_flags(train_parser, sample_parser):
                                "write as LABEL (every line starts from LABEL's learned state)")
 
 
-def _numpy_only(args):
-    if getattr(args, "engine", "numpy") == "torch":
-        raise UserError("conditional models run on the NumPy engine only; drop --engine torch")
-
-
 def train_conditional(args) -> bool:
     """`rnnlab train --condition-column` (or --resume of such a run): train here and return True; else False."""
-    from . import store
-    resuming = args.resume and store.task_of(args.resume) == "conditional"
+    from ..snapshot import task_of
+    resuming = args.resume and task_of(args.resume) == "conditional"
     if not (args.condition_column or resuming):
         if args.text_column or args.delimiter:
             raise UserError("--text-column and --delimiter are for tables: add --condition-column COLUMN")
         return False
-    from .conditional import train
-    from ..cli import _configs as core_configs
-    _numpy_only(args)
+    from ..tasks import conditional
+    engine = {"engine": args.engine, "engine_options": engine_options(args)}
     if args.resume:
         if args.condition_column or args.text_column or args.delimiter:
             raise UserError("--condition-column, --text-column and --delimiter cannot change when resuming")
-        train(None, None, {}, args.resume, resume=True, overrides=_resume_overrides(args), progress=_progress(args))
+        conditional.train(None, None, {}, args.resume, resume=True, overrides=resume_overrides(args),
+                          progress=progress(args), **engine)
         out = args.resume
     else:
-        mcfg, tcfg = core_configs(args)
-        _need_data(tcfg)
+        mcfg, tcfg = configs(args)
+        need_data(tcfg)
         if tcfg.encoding != "utf-8":
             raise UserError("--condition-column reads a UTF-8 table; drop --encoding bytes")
-        out = _run_dir(args, "conditional", mcfg)
-        train(mcfg, tcfg, {"condition_column": args.condition_column, "text_column": args.text_column,
-                           "delimiter": args.delimiter}, out, progress=_progress(args))
+        out = run_dir(args, mcfg, "conditional")
+        conditional.train(mcfg, tcfg, {"condition_column": args.condition_column, "text_column": args.text_column,
+                                       "delimiter": args.delimiter}, out, progress=progress(args), **engine)
     print(f"done; sample with: rnnlab sample {out} --condition LABEL")
     return True
 
 
 def sample_conditional(args) -> bool:
     """`rnnlab sample --condition LABEL` (or any sample from a conditional model): sample here and return True."""
-    from . import conditional, store
+    from ..models import open_model
+    from ..snapshot import load, task_of
+    from ..tasks import conditional
     if args.condition is None:
-        if store.task_of(args.path) == "conditional":
-            run = store.load(args.path, "conditional", conditional.shapes, args.which)
-            labels = run.info["labels"]
+        if task_of(args.path) == "conditional":
+            from ..checkpoint import resolve
+            labels = load(resolve(args.path, args.which), "conditional").extra["labels"]
             raise UserError(f"this model writes as one of {len(labels)} labels; choose one with --condition "
                             f"(e.g. --condition {labels[0]!r})")
         return False
-    _numpy_only(args)
-    task = store.task_of(args.path)
+    task = task_of(args.path)
     if task not in ("conditional", None):
         raise UserError(f"--condition needs a model trained with --condition-column; {args.path} holds a "
                         f"{'character-model' if task == 'lm' else task} checkpoint: drop --condition")
-    run = store.load(args.path, "conditional", conditional.shapes, args.which)
-    stream = args.num_samples == 1
-
-    def on_text(k, s):
-        sys.stdout.write(s)
-        sys.stdout.flush()
-    texts = conditional.generate(run.params, run.mcfg, run.vocab, run.info["labels"], args.condition, args.prime,
-                                 args.length, args.num_samples, args.seed, args.temperature, args.top_k, args.top_p,
-                                 args.argmax, args.unknown, on_text if stream else None)
-    if stream:
-        sys.stdout.write("\n")
-    else:
-        for k, text in enumerate(texts):
-            sys.stdout.write(f"--- sample {k + 1} ---\n{text}\n")
+    run, engine, params = open_model(args.path, "conditional", args.which, args.engine, "sample",
+                                     **engine_options(args))
+    write_samples(lambda on_text: conditional.generate(
+        engine, params, run.vocab, run.extra["labels"], args.condition, args.prime, args.length,
+        args.num_samples, args.seed, args.temperature, args.top_k, args.top_p, args.argmax, args.unknown, on_text),
+        args.num_samples)
     return True

@@ -1,0 +1,163 @@
+"""What every command family of the command line shares: the parser class, the number parser, the config flags
+(one --flag per config field), the engine flags, and the run helpers of the commands that train (resume checks, run
+directory, progress bar). The family modules (core.py, tasks.py, conditional.py, experiments.py, bench.py) import
+only this module and the library modules they drive.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+import time
+
+from ..cells import NAMES
+from ..config import PRESETS, ModelConfig, TrainConfig
+from ..errors import UserError
+
+# Help for every config field; the flag is the field name with dashes (hidden_size -> --hidden-size).
+HELP = {
+    "cell": "recurrent cell: rnn (the paper's tanh RNN), lstm or gru",
+    "hidden_size": "hidden units per layer (H)", "num_layers": "stacked recurrent layers (L)",
+    "embed_dim": "learned embedding size; 0 feeds one-hot characters (the paper)",
+    "dropout": "dropout between layers and before the decoder, in [0, 1)",
+    "data": "UTF-8 text file to train on (default: the embedded corpus, CPython's pydoc topics)",
+    "encoding": "utf-8 (characters) or bytes (raw bytes: any file)",
+    "val_frac": "last fraction of the text held out for validation", "batch_size": "parallel streams (N)",
+    "seq_len": "unrolled time steps per batch (T)", "optimizer": "sgd, adagrad (the paper), rmsprop or adam",
+    "lr": "learning rate", "momentum": "SGD momentum", "beta1": "Adam beta1",
+    "beta2": "Adam beta2 (RMSprop: smoothing constant alpha)", "eps": "optimiser epsilon",
+    "clip_value": "clip each gradient entry to [-v, v], 0 = off (the paper: 5)",
+    "clip_norm": "clip the global gradient norm, 0 = off", "schedule": "learning-rate schedule: constant, step, cosine",
+    "warmup_steps": "linear warmup steps", "step_size": "schedule=step: decay every N steps",
+    "gamma": "schedule=step: decay factor", "min_lr_frac": "schedule=cosine: final lr as a fraction of --lr",
+    "schedule_by": "schedule=cosine: decay over --max-steps (steps) or over --max-time (time: the decay ends "
+                   "when the time budget does, on any machine)",
+    "max_steps": "stop after this many steps",
+    "max_time": "stop after this many seconds of training over the whole run, resumes included; evaluation and "
+                "checkpoint writes are not counted (0 = no limit)",
+    "eval_every": "validate and checkpoint every N steps", "log_every": "log training metrics every N steps",
+    "seed": "random seed (initialisation and dropout)", "dtype": "float32 or float64",
+    "max_bad_steps": "stop after this many non-finite steps in a row",
+}
+CHOICES = {"cell": NAMES, "optimizer": ("sgd", "adagrad", "rmsprop", "adam"),
+           "schedule": ("constant", "step", "cosine"), "schedule_by": ("steps", "time"),
+           "dtype": ("float32", "float64"),
+           "encoding": ("utf-8", "bytes")}
+# Model fields that the data and the command fill in, never a flag: V, which network, how many labels.
+FROM_DATA = ("vocab_size", "task", "num_labels")
+# The config flags a resumed run may change; the run's own config fixes every other one.
+RESUME_OVERRIDES = ("max_steps", "max_time", "eval_every", "log_every", "data")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, but a usage error is one line `error: ... (see 'PROG --help')` and exit code 2."""
+
+    def error(self, message):
+        sys.stderr.write(f"error: {message} (see '{self.prog} --help')\n")
+        sys.exit(2)
+
+
+def number(kind):
+    """An argparse `type` for int or float: a bad or non-finite value is a usage error naming the kind."""
+    def parse(s):
+        try:
+            v = kind(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not a valid {kind.__name__}") from None
+        if kind is float and not math.isfinite(v):    # nan, inf, 1e999: no setting means that
+            raise argparse.ArgumentTypeError(f"{s!r} is not a finite number")
+        return v
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def add_config_flags(p, cls, skip=(), defaults=None, helps=None, title="defaults shown; --preset applies first"):
+    """One --flag per field of config dataclass `cls` (hidden_size -> --hidden-size), default None so that only
+    explicit flags override; `defaults` and `helps` replace the shown default and help text of some fields."""
+    defaults, helps = defaults or {}, helps or {}
+    g = p.add_argument_group(f"{cls.__name__} ({title})")
+    for f in dataclasses.fields(cls):
+        if f.name in skip or f.name in FROM_DATA:
+            continue
+        kind = {"int": int, "float": float}.get(f.type)
+        text = helps.get(f.name, HELP[f.name])
+        shown = text if f.name == "data" else f"{text} (default: {defaults.get(f.name, f.default)!r})"
+        g.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None, metavar=f.name.upper(),
+                       type=number(kind) if kind else str, choices=CHOICES.get(f.name), help=shown)
+
+
+def configs(args, base=None):
+    """(ModelConfig, TrainConfig) from `base` values (a preset's, or a task's defaults) overridden by every flag
+    given explicitly."""
+    values = dict(PRESETS.get(getattr(args, "preset", None) or "", {}) if base is None else base)
+    values.update({k: v for k, v in vars(args).items() if v is not None})
+    pick = lambda cls: {f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values}  # noqa: E731
+    return ModelConfig(**pick(ModelConfig)), TrainConfig(**pick(TrainConfig))
+
+
+def add_engine(p, train=False):
+    """--engine, --device, --precision (and, for training, --ddp-timeout)."""
+    p.add_argument("--engine", default="numpy", choices=("numpy", "torch", "auto"),
+                   help="numpy (exact, readable), torch (fast LSTMs, GPUs, torchrun; pip install "
+                        "'rnnlab[torch]'), or auto: the faster one for this cell and job here (on a CPU: torch for "
+                        "LSTM training, numpy for rnn, gru and sampling) (default: numpy)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                   help="torch engine: where to compute; auto = cuda, else mps, else cpu (default: auto)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                   help="torch engine: fp32, or bf16 autocast (CUDA only; weights stay float32) (default: fp32)")
+    if train:
+        p.add_argument("--ddp-timeout", type=number(float), default=None, metavar="SECONDS",
+                       help="under torchrun: stop with an error when another process is gone or silent this long "
+                            "(default: 60 with gloo on CPUs, 600 with nccl on GPUs)")
+
+
+def engine_options(args) -> dict:
+    """The torch engine's options from the flags add_engine added."""
+    return {"device": args.device, "precision": args.precision, "ddp_timeout": getattr(args, "ddp_timeout", None)}
+
+
+def resume_overrides(args) -> dict:
+    """The budget flags a resume may change (RESUME_OVERRIDES, given explicitly); any other explicit config flag,
+    --preset or --out is a UserError, since a resumed run keeps its own config and directory."""
+    names = {f.name for c in (ModelConfig, TrainConfig) for f in dataclasses.fields(c)}
+    fixed = sorted(n for n in names if getattr(args, n, None) is not None and n not in RESUME_OVERRIDES)
+    preset, out = getattr(args, "preset", None), getattr(args, "out", None)
+    if fixed or preset or out:
+        bad = [f"--{n.replace('_', '-')}" for n in fixed] + (["--preset"] if preset else []) + \
+              (["--out"] if out else [])
+        raise UserError(f"{', '.join(bad)} cannot change when resuming (the run's own config is used); only "
+                        f"{', '.join('--' + n.replace('_', '-') for n in RESUME_OVERRIDES)} may")
+    return {n: getattr(args, n) for n in RESUME_OVERRIDES if getattr(args, n, None) is not None}
+
+
+def progress(args):
+    """The `progress` argument of the training loops: False with --no-progress, else None (a bar on a terminal)."""
+    return False if args.no_progress else None
+
+
+def run_dir(args, mcfg, task=None) -> str:
+    """--out, or runs/[<task>-]<cell>-<date>-<time>."""
+    return args.out or f"runs/{task + '-' if task else ''}{mcfg.cell}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def need_data(tcfg):
+    """The tables' commands have no embedded corpus: --data is required."""
+    if not tcfg.data:
+        raise UserError("--data FILE is required: a CSV or TSV table (make one with `rnnlab synth TASK --out FILE`)")
+
+
+def write_samples(generate, num_samples):
+    """Print what `generate(on_text)` produces: one sample streams to stdout as it is made (on_text(k, piece)),
+    several are printed after each other under `--- sample k ---` (on_text is None then)."""
+    stream = num_samples == 1
+
+    def on_text(k, s):
+        sys.stdout.write(s)
+        sys.stdout.flush()
+    texts = generate(on_text if stream else None)
+    if stream:
+        sys.stdout.write("\n")
+    else:
+        for k, text in enumerate(texts):
+            sys.stdout.write(f"--- sample {k + 1} ---\n{text}\n")
