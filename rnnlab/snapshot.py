@@ -134,8 +134,9 @@ def task_of(path) -> str | None:
 
 
 def check_resumable(snap: Snapshot, where) -> None:
-    """Resuming needs the optimiser state, the carried hidden state and the dropout RNG, not just the weights."""
-    if not snap.opt_state or not snap.state or snap.rng_state is None:
+    """Resuming needs the optimiser state, the dropout RNG and (a character model) the carried hidden state, not
+    just the weights."""
+    if not snap.opt_state or (not snap.state and snap.mcfg.task == "lm") or snap.rng_state is None:
         raise UserError(f"{where} holds weights but not the optimiser state, hidden state and RNG needed to resume; "
                         f"sample or evaluate with it, or start a new run")
 

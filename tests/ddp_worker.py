@@ -40,7 +40,7 @@ def run(engine, steps: int = STEPS) -> dict:
         if b == 0:
             state = engine.zero_state(TCFG.batch_size)
         x, y = streams.batch(b)
-        m, state = engine.train_step(params, opt_state, x, y, state, TCFG.lr, None)
+        m, state = engine.train_step(params, opt_state, {"x": x, "y": y}, state, TCFG.lr, None)
         assert m["ok"]
         losses.append(m["loss"])
     out = {"param." + k: v for k, v in engine.export(params).items()}

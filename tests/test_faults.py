@@ -49,13 +49,13 @@ def inject(monkeypatch, bad_steps, what):
 
     def faulty(*a, **k):
         calls[0] += 1
-        loss, grads, state = real(*a, **k)
+        loss, count, grads, state = real(*a, **k)
         if calls[0] in bad_steps:
             if what == "grad":
                 grads["decoder.weight"][0, 0] = np.nan
             else:
                 loss = float("inf")
-        return loss, grads, state
+        return loss, count, grads, state
     monkeypatch.setattr(model, "loss_and_grads", faulty)
 
 

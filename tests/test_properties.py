@@ -2,7 +2,7 @@
 
     text -> file -> chunked ids on disk -> text        any text, any chunk size, both encodings
     snapshot -> checkpoint -> snapshot                  random cell, H, L, embedding, dtype, optimiser
-    softmax rows sum to 1                               model.softmax_cross_entropy, logits up to +-1e4
+    softmax rows sum to 1                               layers.softmax_cross_entropy, logits up to +-1e4
     any prime samples or is one clean UserError         any string, both vocabularies, error and skip
 (test_text.py already has the in-memory text -> ids -> text round trip; test_checkpoint.py the raw tensor one.)
 """
@@ -14,7 +14,8 @@ from hypothesis.extra.numpy import arrays
 
 from rnnlab import snapshot
 from rnnlab.config import ModelConfig, TrainConfig
-from rnnlab.engines.numpy import Engine, model
+from rnnlab.engines.numpy import layers
+from rnnlab.engines.numpy.engine import Engine
 from rnnlab.errors import UserError
 from rnnlab.sample import generate
 from rnnlab.text import read_text
@@ -93,7 +94,7 @@ def test_snapshot_round_trip(tmp_path, c):
 def test_softmax_rows_sum_to_one(logits, dtype, data):
     N, T, V = logits.shape
     y = np.array(data.draw(st.lists(st.integers(0, V - 1), min_size=N * T, max_size=N * T))).reshape(N, T)
-    loss, grad = model.softmax_cross_entropy(logits.astype(dtype), y, 1.0)
+    loss, grad = layers.softmax_cross_entropy(logits.astype(dtype), y, 1.0)
     p = grad.reshape(N * T, V).astype(np.float64)
     p[np.arange(N * T), y.ravel()] += 1.0                   # grad = softmax - onehot(y)
     tol = 1e-5 if dtype == np.float32 else 1e-12

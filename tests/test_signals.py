@@ -20,7 +20,7 @@ MODEL = ("--cell", "lstm", "--hidden-size", 16, "--num-layers", 2, "--dropout", 
 # still running when the signals come, without burning CPU.
 SLOW_DRIVER = """
 import os, sys, time
-from rnnlab.engines.numpy import Engine
+from rnnlab.engines.numpy.engine import Engine
 real, calls = Engine.train_step, [0]
 def slow(self, *a):
     calls[0] += 1

@@ -5,7 +5,9 @@ import pytest
 
 from helpers import one_blas_thread
 from rnnlab.config import ModelConfig, TrainConfig
-from rnnlab.tasks import classify, conditional, data, seq2seq, store, synthetic
+from rnnlab import checkpoint, snapshot
+from rnnlab.models import open_model
+from rnnlab.tasks import classify, conditional, data, seq2seq, synthetic
 
 
 @pytest.fixture(autouse=True)
@@ -16,6 +18,10 @@ def _one_blas_thread():
 
 def quiet(*a, **k):
     pass
+
+
+def latest(run, task):
+    return snapshot.load(checkpoint.resolve(run, "latest"), task)
 
 
 def table(tmp_path, task, n, seed=0):
@@ -45,14 +51,14 @@ def test_reversal_reaches_90_percent_exact_match_and_beam_one_is_greedy(tmp_path
                         log=quiet)
     assert res["val_exact"] >= 0.90, res
     assert res["val_cer"] <= 0.05, res
-    run = store.load(tmp_path / "run", "seq2seq", seq2seq.shapes)
+    run, engine, params = open_model(tmp_path / "run", "seq2seq")
     rows = synthetic.generate("reverse", 60, seed=99)                  # fresh strings
     seqs = data.encode_all(run.vocab, [s for s, _ in rows], "source")
-    greedy = seq2seq.decode(run.params, run.mcfg, run.vocab, seqs, 26, beam=1)
-    one = ["".join(run.vocab.symbols[i] for i in seq2seq.beam_search(run.params, run.mcfg, run.vocab, s, 1, 26))
+    greedy = seq2seq.decode(engine, params, run.vocab, seqs, 26, beam=1)
+    one = ["".join(run.vocab.symbols[i] for i in seq2seq.beam_search(engine, params, run.vocab, s, 1, 26))
            for s in seqs]
     assert one == greedy
-    beam3 = seq2seq.decode(run.params, run.mcfg, run.vocab, seqs, 26, beam=3)
+    beam3 = seq2seq.decode(engine, params, run.vocab, seqs, 26, beam=3)
     assert seq2seq.scores(beam3, [t for _, t in rows])["exact"] >= 0.85
 
 
@@ -77,11 +83,11 @@ def test_two_conditions_write_measurably_different_text(tmp_path):
                             TrainConfig(data=str(path), batch_size=32, lr=0.01, max_steps=300, eval_every=300, seed=0),
                             {"condition_column": "label", "text_column": "text"}, out, progress=False, log=quiet)
     assert res["val_label_acc"] >= 0.9, res
-    run = store.load(out, "conditional", conditional.shapes)
-    labels = run.info["labels"]
+    run, engine, params = open_model(out, "conditional")
+    labels = run.extra["labels"]
 
     def sample(label, seed):
-        return conditional.generate(run.params, run.mcfg, run.vocab, labels, label, length=3000, seed=seed)[0]
+        return conditional.generate(engine, params, run.vocab, labels, label, length=3000, seed=seed)[0]
 
     letters = "abcdefgh"
     x1, x2, y1 = (histogram([sample(lab, s)], letters) for lab, s in (("x", 1), ("x", 2), ("y", 3)))
@@ -99,18 +105,17 @@ def test_classifier_resume_is_bitwise_exact(tmp_path):
     opts = {"text_column": "text", "label_column": "label"}
     classify.train(mcfg, tcfg, opts, tmp_path / "one", progress=False, log=quiet)
     classify.train(mcfg, tcfg, opts, tmp_path / "two", progress=False, log=quiet, stop_at=20)
-    paused = store.load(tmp_path / "two", "classify", classify.shapes, "latest")
-    assert paused.step == 20 and paused.trained > 0
+    paused = latest(tmp_path / "two", "classify")
+    assert paused.step == 20 and paused.extra["train_seconds"] > 0
     classify.train(None, None, None, tmp_path / "two", resume=True, progress=False, log=quiet)
-    a = store.load(tmp_path / "one", "classify", classify.shapes, "latest")
-    b = store.load(tmp_path / "two", "classify", classify.shapes, "latest")
+    a, b = latest(tmp_path / "one", "classify"), latest(tmp_path / "two", "classify")
     assert a.step == b.step == 40
-    assert b.trained > paused.trained                                # the training clock went on from the checkpoint
+    assert b.extra["train_seconds"] > paused.extra["train_seconds"]   # the training clock went on from the checkpoint
     for name in a.params:
         np.testing.assert_array_equal(a.params[name], b.params[name])
     for name in a.opt_state:
         np.testing.assert_array_equal(a.opt_state[name], b.opt_state[name])
-    assert a.rng.bit_generator.state == b.rng.bit_generator.state
+    assert a.rng_state == b.rng_state
 
 
 def test_task_time_budget_is_training_seconds(tmp_path):
@@ -121,7 +126,7 @@ def test_task_time_budget_is_training_seconds(tmp_path):
     tcfg = TrainConfig(data=str(path), batch_size=16, max_steps=10 ** 6, max_time=0.6, eval_every=2, seed=3)
     classify.train(ModelConfig(cell="gru", hidden_size=8), tcfg, {"text_column": "text", "label_column": "label"},
                    tmp_path / "run", progress=False, log=quiet)
-    run = store.load(tmp_path / "run", "classify", classify.shapes, "latest")
-    assert 0.6 <= run.trained < 1.2
+    run = latest(tmp_path / "run", "classify")
+    assert 0.6 <= run.extra["train_seconds"] < 1.2
     evals = [r for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) if "wall" in r]
     assert evals[-1]["wall"] > evals[-1]["time"] >= 0.6, evals[-1]

@@ -11,9 +11,9 @@ from rnnlab import snapshot  # noqa: E402
 from rnnlab.cli import main  # noqa: E402
 from rnnlab.config import ModelConfig, TrainConfig  # noqa: E402
 from rnnlab.engines import make_engine  # noqa: E402
-from rnnlab.engines.numpy import Engine as NumpyEngine  # noqa: E402
+from rnnlab.engines.numpy.engine import Engine as NumpyEngine  # noqa: E402
 from rnnlab.engines.numpy import model as np_model  # noqa: E402
-from rnnlab.engines.torch import Engine as TorchEngine  # noqa: E402
+from rnnlab.engines.torch.engine import Engine as TorchEngine  # noqa: E402
 from rnnlab.engines.torch.model import loss_sum  # noqa: E402
 from rnnlab.sample import generate  # noqa: E402
 from rnnlab.streams import Streams  # noqa: E402
@@ -60,9 +60,9 @@ def test_forward_loss_state_and_every_gradient_match_numpy(cell, embed_dim):
     for k in pn:                                      # the same seed gives the same initial numbers
         assert np.array_equal(pn[k], te.export(pt)[k]), k
 
-    logits_n, state_n, _ = np_model.forward(pn, mcfg, x, state0)
-    loss_n, grads_n, _ = np_model.loss_and_grads(pn, mcfg, x, y, state0)
-    logits_t, state_t = pt.module(torch.as_tensor(x), te.load_state(state0))
+    logits_n, state_n, _ = np_model.forward(pn, mcfg, {"x": x}, state0)
+    loss_n, _, grads_n, _ = np_model.loss_and_grads(pn, mcfg, {"x": x, "y": y}, state0)
+    logits_t, state_t = pt.module.lm(torch.as_tensor(x), te.load_state(state0))
     loss_t = loss_sum(logits_t, torch.as_tensor(y))
     (loss_t / x.shape[0]).backward()                  # the loss: summed over time, mean over streams
 
@@ -85,7 +85,8 @@ def run_steps(engine, tcfg, steps, data, lr=None):
         b = step % streams.num_batches
         if b == 0:
             state = engine.zero_state(tcfg.batch_size)
-        m, state = engine.train_step(params, opt, *streams.batch(b), state, lr or tcfg.lr, None)
+        x, y = streams.batch(b)
+        m, state = engine.train_step(params, opt, {"x": x, "y": y}, state, lr or tcfg.lr, None)
         assert m["ok"]
         losses.append(m["loss"])
     return np.array(losses), engine.export(params), engine.export(opt)
@@ -133,7 +134,7 @@ def test_a_non_finite_loss_skips_the_update():
         params["decoder.bias"][2] = float("nan")
     before = te.export(params)
     x = np.array([[0, 1, 2], [3, 4, 0]])
-    m, _ = te.train_step(params, opt, x, x, te.zero_state(2), 0.1, None)
+    m, _ = te.train_step(params, opt, {"x": x, "y": x}, te.zero_state(2), 0.1, None)
     assert m["ok"] is False and not np.isfinite(m["loss"])
     after = te.export(params)
     assert all(np.array_equal(before[k], after[k], equal_nan=True) for k in before)

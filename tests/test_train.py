@@ -7,7 +7,7 @@ import pytest
 from helpers import rnnlab, shakespeare, word_corpus
 from rnnlab import snapshot
 from rnnlab.config import ModelConfig, TrainConfig
-from rnnlab.engines.numpy import Engine
+from rnnlab.engines.numpy.engine import Engine
 from rnnlab.sample import generate, pick
 from rnnlab.train import train
 from rnnlab.vocab import Vocab

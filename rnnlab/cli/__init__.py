@@ -22,7 +22,7 @@ import argparse
 import sys
 
 from ..errors import UserError
-from ..train import Interrupted
+from ..run import Interrupted
 from . import bench, conditional, core, experiments, tasks
 from .args import Parser
 

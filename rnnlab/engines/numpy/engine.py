@@ -67,9 +67,11 @@ class Engine:
     def zero_state(self, n: int) -> tuple:
         return model.zero_state(self.mcfg, n, self.dtype)
 
-    # Moving arrays in and out of the engine (checkpoints hold NumPy). Here: copies in the engine's dtype.
+    # Moving arrays in and out of the engine (checkpoints hold NumPy). Here: copies in the engine's dtype, the
+    # parameters in model.param_shapes' order whatever order they come in (a checkpoint's is alphabetical): the
+    # global gradient norm sums in that order, so a resumed run clips exactly as the uninterrupted one.
     def load_params(self, arrays: dict) -> dict:
-        return {k: np.array(v, dtype=self.dtype) for k, v in arrays.items()}
+        return {k: np.array(arrays[k], dtype=self.dtype) for k in model.param_shapes(self.mcfg)}
 
     def load_opt_state(self, arrays: dict) -> dict:
         return {k: np.array(v, dtype=v.dtype if k == "step" else self.dtype) for k, v in arrays.items()}
