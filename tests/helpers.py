@@ -1,6 +1,8 @@
-"""Small shared helpers for the tests: running the CLI as a user would, and finding the shared data."""
+"""Small shared helpers for the tests: running the CLI as a user would, finding the shared data, and random
+arrays for a NumPy cell with a central-difference gradient check."""
 import contextlib
 import hashlib
+import importlib
 import os
 import subprocess
 import sys
@@ -66,3 +68,59 @@ def one_blas_thread():
         return
     with threadpool_limits(limits=1, user_api="blas"):
         yield
+
+
+# ---- NumPy cells: random parameters, states and inputs, and a central-difference gradient check ----------------------
+
+def numpy_cell(name: str):
+    """The NumPy cell module rnnlab/engines/numpy/<name>.py of a row of rnnlab.cells."""
+    return importlib.import_module(f"rnnlab.engines.numpy.{name}")
+
+
+def cell_params(cell, D, H, rng, dtype=None, scale=0.6) -> dict:
+    """Random p = {"weight_ih" (G*H, D), "weight_hh" (G*H, H), "bias_ih" (G*H,), "bias_hh" (G*H,)}."""
+    import numpy as np
+    G = cell.GATES
+    shapes = {"weight_ih": (G * H, D), "weight_hh": (G * H, H), "bias_ih": (G * H,), "bias_hh": (G * H,)}
+    return {k: (scale * rng.standard_normal(s)).astype(dtype or np.float64) for k, s in shapes.items()}
+
+
+def cell_state(cell, N, H, rng, dtype=None) -> tuple:
+    """A random state tuple: STATE_SIZE arrays (N, H)."""
+    import numpy as np
+    return tuple((0.5 * rng.standard_normal((N, H))).astype(dtype or np.float64) for _ in range(cell.STATE_SIZE))
+
+
+def cell_input(ids, shape, D, rng, dtype=None):
+    """Int ids of `shape` in [0, D), or floats of shape + (D,)."""
+    import numpy as np
+    return rng.integers(0, D, shape) if ids else rng.standard_normal(tuple(shape) + (D,)).astype(dtype or np.float64)
+
+
+def assert_central_differences(loss, checks, label="", eps=1e-6, tol=1e-6) -> tuple:
+    """checks: [(array, analytic gradient, name)]. Perturbs every entry of every array in place by +-eps, takes
+    (loss() at +eps - loss() at -eps) / 2 eps, and compares with the analytic gradient. Returns the worst errors (2-norm, entries).
+
+    Central differences in float64 with eps = 1e-6 carry ~3e-10 absolute noise (rounding of the O(1) loss, divided
+    by 2 eps), so an elementwise relative error is only meaningful for entries well above that. Two measures: per
+    array, |a - n| / (|a| + |n|) in the 2-norm (expected ~1e-9), and per entry the same ratio with the denominator
+    floored at 1e-2, i.e. an absolute error of at most 1e-8 for small entries. Both must stay <= tol."""
+    import numpy as np
+    worst, worst_elem = 0.0, 0.0
+    for arr, analytic, what in checks:
+        assert analytic is not None and analytic.shape == arr.shape, f"{label} {what}"
+        numeric = np.empty_like(arr)
+        for idx in np.ndindex(arr.shape):
+            old = arr[idx]
+            arr[idx] = old + eps
+            plus = loss()
+            arr[idx] = old - eps
+            minus = loss()
+            arr[idx] = old
+            numeric[idx] = (plus - minus) / (2 * eps)
+        diff = np.abs(analytic - numeric)
+        norm_err = np.linalg.norm(diff) / max(np.linalg.norm(analytic) + np.linalg.norm(numeric), 1e-300)
+        elem_err = np.max(diff / np.maximum(np.abs(analytic) + np.abs(numeric), 1e-2), initial=0.0)
+        worst, worst_elem = max(worst, norm_err), max(worst_elem, elem_err)
+        assert norm_err <= tol and elem_err <= tol, f"{label} {what}: {norm_err:.2e} (2-norm), {elem_err:.2e}"
+    return worst, worst_elem

@@ -7,11 +7,12 @@ import doctest
 import numpy as np
 import pytest
 
+from rnnlab import cells
 from rnnlab.config import ModelConfig
 from rnnlab.engines.numpy import model
 from rnnlab.experiments import gradients, memory
 
-CELLS = ("rnn", "lstm", "gru")
+CELLS = cells.NAMES                              # every row of rnnlab.cells
 
 
 def setup(cell, layers=1, H=4, V=6, N=3, T=6, seed=0):
@@ -63,27 +64,29 @@ def test_norms_equal_central_differences(cell):
 def test_norms_equal_torch_autograd(cell, loss):
     """A two-layer stack (the measured h_k is the top layer's), rebuilt from PyTorch's own cells."""
     torch = pytest.importorskip("torch")
+    if not cells.CELLS[cell].torch:
+        pytest.skip(f"PyTorch has no cell for {cell!r}")
     cfg, params, seqs = setup(cell, layers=2, H=5, V=7, N=4, T=9, seed=1)
     x, target = seqs[:, :-1], seqs[:, -1]
     N, T = x.shape
     H, V = cfg.hidden_size, cfg.vocab_size
-    make = {"rnn": lambda d: torch.nn.RNNCell(d, H, nonlinearity="tanh"), "lstm": lambda d: torch.nn.LSTMCell(d, H),
-            "gru": lambda d: torch.nn.GRUCell(d, H)}[cell]
+    make = getattr(torch.nn, cells.CELLS[cell].torch + "Cell")                 # nn.RNNCell (tanh), LSTMCell, GRUCell
+    S = len(cells.CELLS[cell].state)
     layers = []
     for k, d in enumerate((V, H)):
-        c = make(d).double()
+        c = make(d, H).double()
         with torch.no_grad():
             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                 getattr(c, name).copy_(torch.from_numpy(params[f"rnn.{name}_l{k}"]))
         layers.append(c)
     xs = torch.nn.functional.one_hot(torch.from_numpy(x), V).double()           # (N, T, V)
-    states = [(torch.zeros(N, H, dtype=torch.float64),) * (2 if cell == "lstm" else 1) for _ in layers]
+    states = [(torch.zeros(N, H, dtype=torch.float64),) * S for _ in layers]
     top = []
     for t in range(T):
         inp = xs[:, t]
         for k, c in enumerate(layers):
-            out = c(inp, states[k]) if cell == "lstm" else c(inp, states[k][0])
-            states[k] = out if cell == "lstm" else (out,)
+            out = c(inp, states[k]) if S > 1 else c(inp, states[k][0])          # LSTMCell takes and gives (h, c)
+            states[k] = out if S > 1 else (out,)
             inp = states[k][0]
         inp.retain_grad()
         top.append(inp)                                                          # h_t of the top layer (N, H)

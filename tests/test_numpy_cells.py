@@ -1,28 +1,30 @@
-"""The hand-written NumPy cells: gradients by central differences, a naive reference forward, chunking, dtypes,
-and PyTorch's nn.RNN / nn.LSTM / nn.GRU as an independent oracle."""
+"""The hand-written NumPy cells, for every row of rnnlab.cells: gradients by central differences (the fused passes
+and the plain sequence pass, with and without a padding mask), a naive reference forward, chunking, dtypes, the
+fused passes equal to the plain one, a padded batch equal to its sequences one by one, and PyTorch's torch.nn layer
+of the row as an independent oracle. (The step pair alone: tests/test_numpy_step.py.)"""
 
 import numpy as np
 import pytest
 
-from rnnlab.engines.numpy import gru, lstm, rnn
-from rnnlab.engines.numpy.layers import input_projection, input_projection_backward, sigmoid
+from helpers import assert_central_differences, cell_input, cell_params, cell_state, numpy_cell
+from rnnlab import cells
+from rnnlab.engines.numpy.layers import (input_projection, input_projection_backward, sequence_backward,
+                                         sequence_forward, sigmoid)
 
-CELLS = {"rnn": rnn, "lstm": lstm, "gru": gru}
+CELLS = {name: numpy_cell(name) for name in cells.NAMES}
 KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 def make_params(cell, D, H, rng, dtype=np.float64, scale=0.6):
-    G = cell.GATES
-    shapes = {"weight_ih": (G * H, D), "weight_hh": (G * H, H), "bias_ih": (G * H,), "bias_hh": (G * H,)}
-    return {k: (scale * rng.standard_normal(s)).astype(dtype) for k, s in shapes.items()}
+    return cell_params(cell, D, H, rng, dtype, scale)
 
 
 def make_state(cell, N, H, rng, dtype=np.float64):
-    return tuple((0.5 * rng.standard_normal((N, H))).astype(dtype) for _ in range(cell.STATE_SIZE))
+    return cell_state(cell, N, H, rng, dtype)
 
 
 def make_input(ids, N, T, D, rng, dtype=np.float64):
-    return rng.integers(0, D, (N, T)) if ids else rng.standard_normal((N, T, D)).astype(dtype)
+    return cell_input(ids, (N, T), D, rng, dtype)
 
 
 # ---- 1. gradient check of a two-layer stack ----------------------------------------------------------------------
@@ -54,28 +56,8 @@ def test_gradients_match_central_differences(name, ids):
                for i, (s, d) in enumerate(zip(st, dst))]
     if not ids:
         checks.append((x, dx, "x"))
-    eps, worst, worst_elem = 1e-6, 0.0, 0.0
-    for arr, analytic, what in checks:
-        assert analytic.shape == arr.shape, what
-        numeric = np.empty_like(arr)
-        for idx in np.ndindex(arr.shape):
-            old = arr[idx]
-            arr[idx] = old + eps
-            plus = loss()[0]
-            arr[idx] = old - eps
-            minus = loss()[0]
-            arr[idx] = old
-            numeric[idx] = (plus - minus) / (2 * eps)
-        # Central differences in float64 with eps = 1e-6 carry ~3e-10 absolute noise (rounding of the O(1) loss,
-        # divided by 2 eps), so an elementwise relative error is only meaningful for entries well above that.
-        # Two measures: per array, |a - n| / (|a| + |n|) in the 2-norm (expected ~1e-9), and per entry the same
-        # ratio with the denominator floored at 1e-2, i.e. an absolute error of at most 1e-8 for small entries.
-        diff = np.abs(analytic - numeric)
-        norm_err = np.linalg.norm(diff) / max(np.linalg.norm(analytic) + np.linalg.norm(numeric), 1e-300)
-        elem_err = np.max(diff / np.maximum(np.abs(analytic) + np.abs(numeric), 1e-2))
-        worst = max(worst, norm_err)
-        worst_elem = max(worst_elem, elem_err)
-        assert norm_err <= 1e-6 and elem_err <= 1e-6, f"{name} {what}: {norm_err:.2e} (2-norm), {elem_err:.2e}"
+    # eps = 1e-6; per array 2-norm and per entry relative errors <= 1e-6 (see helpers.assert_central_differences)
+    worst, worst_elem = assert_central_differences(lambda: loss()[0], checks, name)
     print(f"{name} ids={ids}: worst relative gradient error {worst:.1e} (2-norm), {worst_elem:.1e} (entries)")
 
 
@@ -114,10 +96,12 @@ def naive_forward(name, x, state0, p, D):
                 g, o = np.tanh(ih(2) + hh(2)), sig(ih(3) + hh(3))
                 cs = f * cs + i * g
                 h = o * np.tanh(cs)
-            else:
+            elif name == "gru":
                 r, z = sig(ih(0) + hh(0)), sig(ih(1) + hh(1))
                 nn_ = np.tanh(ih(2) + r * hh(2))
                 h = (1 - z) * nn_ + z * h
+            else:
+                pytest.skip(f"no textbook loop written here for cell {name!r}")
             out[n, t] = h
         final[0][n] = h
         if name == "lstm":
@@ -228,15 +212,16 @@ def test_matches_pytorch(name, ids):
     out, sT, cache = cell.forward(x, s0, p)
     dx, ds0, grads = cell.backward(G_out, G_s, cache)
 
-    module = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[name](
-        D, H, num_layers=1, batch_first=True, dtype=torch.float64)
+    if not cells.CELLS[name].torch:
+        pytest.skip(f"PyTorch has no layer for cell {name!r}")
+    module = getattr(torch.nn, cells.CELLS[name].torch)(D, H, num_layers=1, batch_first=True, dtype=torch.float64)
     with torch.no_grad():
         for k in KEYS:
             getattr(module, f"{k}_l0").copy_(torch.from_numpy(p[k]))
     xt = torch.from_numpy(np.eye(D)[x] if ids else x).requires_grad_(True)
     st = [torch.from_numpy(s[None].copy()).requires_grad_(True) for s in s0]
-    tout, tstate = module(xt, tuple(st) if name == "lstm" else st[0])
-    tstate = tstate if name == "lstm" else (tstate,)
+    tout, tstate = module(xt, tuple(st) if len(st) > 1 else st[0])            # nn.LSTM takes and gives (h, c)
+    tstate = tstate if len(st) > 1 else (tstate,)
     loss = (tout * torch.from_numpy(G_out)).sum() + sum((s[0] * torch.from_numpy(g)).sum() for s, g in zip(tstate, G_s))
     loss.backward()
 
@@ -305,12 +290,13 @@ def test_empty_sequence_and_modifying_the_returned_state(name):
     assert all(np.array_equal(before[k], after[k]) for k in KEYS)
 
 
+# ---- 6. the fused passes equal the plain sequence pass over the step pair ----------------------------------------
+
 @pytest.mark.parametrize("name", CELLS)
 @pytest.mark.parametrize("ids", [False, True])
 def test_fused_sequence_equals_the_step_functions(name, ids):
     """forward/backward are step_forward/step_backward fused for speed; the readable step functions, run through
     the plain pass in layers.sequence_forward/backward, must give the same numbers (float64, 1e-12)."""
-    from rnnlab.engines.numpy.layers import sequence_backward, sequence_forward
     cell = CELLS[name]
     rng = np.random.default_rng(5)
     N, T, D, H = 3, 6, 4, 5
@@ -333,3 +319,137 @@ def test_fused_sequence_equals_the_step_functions(name, ids):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
     for k in p:
         np.testing.assert_allclose(g_a[k], g_b[k], rtol=1e-12, atol=1e-13)
+    # and a mask with every step real changes no bit of the plain pass
+    out_m, sT_m, cm = sequence_forward(cell, x, s0, p, np.ones(x.shape[:2], bool))
+    assert np.array_equal(out_m, out_b) and all(np.array_equal(a, b) for a, b in zip(sT_m, sT_b, strict=True))
+    dx_m, ds_m, g_m = sequence_backward(cell, dout, dsT, cm)
+    assert ids or np.array_equal(dx_m, dx_b)
+    assert all(np.array_equal(a, b) for a, b in zip(ds_m, ds_b, strict=True))
+    assert all(np.array_equal(g_m[k], g_b[k]) for k in KEYS)
+    # dstateT None means zeros, as for the fused pass
+    dx_a, ds_a, g_a = cell.backward(dout, None, ca)
+    dx_b, ds_b, g_b = sequence_backward(cell, dout, None, cb)
+    for a, b in zip(ds_a, ds_b, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+    for k in KEYS:
+        np.testing.assert_allclose(g_a[k], g_b[k], rtol=1e-12, atol=1e-13)
+
+
+# ---- 7. the plain sequence pass, with and without a padding mask --------------------------------------------------
+
+def ragged_mask(lengths, T):
+    """(N, T) bool: row n real on its first lengths[n] steps, padded after."""
+    return np.arange(T)[None, :] < np.asarray(lengths)[:, None]
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["all-real", "padded"])
+@pytest.mark.parametrize("ids", [False, True], ids=["floats", "ids"])
+@pytest.mark.parametrize("name", CELLS)
+def test_sequence_pass_gradients_match_central_differences(name, ids, masked):
+    """loss = <out, R> + <s_T, Q>, with the padded steps' outputs (the carried h) scored too: every parameter, every
+    entry of x (floats) and of every initial state array, against central differences in float64."""
+    cell, rng = CELLS[name], np.random.default_rng(9)
+    N, T, D, H = 4, 4, 3, 3
+    x = make_input(ids, N, T, D, rng)
+    p, s0 = make_params(cell, D, H, rng), make_state(cell, N, H, rng)
+    mask = ragged_mask([4, 1, 3, 0], T) if masked else None
+    R, Q = rng.standard_normal((N, T, H)), make_state(cell, N, H, rng)
+
+    def loss():
+        out, sT, _ = sequence_forward(cell, x, s0, p, mask)
+        return float((out * R).sum() + sum((s * q).sum() for s, q in zip(sT, Q, strict=True)))
+
+    out, sT, cache = sequence_forward(cell, x, s0, p, mask)
+    dx, ds0, grads = sequence_backward(cell, R, Q, cache)
+    assert (dx is None) == ids and set(grads) == set(KEYS) and len(ds0) == cell.STATE_SIZE
+    checks = [(p[k], grads[k], k) for k in KEYS] + [(s, d, f"state0[{i}]") for i, (s, d) in enumerate(zip(s0, ds0))]
+    if not ids:
+        checks.append((x, dx, "x"))
+        assert mask is None or not dx[~mask].any()                 # a padded step's input gets exactly zero
+    worst, _ = assert_central_differences(loss, checks, f"{name} ids={ids} masked={masked}")
+    print(f"{name} ids={ids} masked={masked}: worst relative gradient error {worst:.1e} (2-norm)")
+
+
+def _run_alone(cell, x, s0, p, n, length, R, Q):
+    """Sequence n of a batch run by itself over its real steps, no mask. Its padded outputs in the batch equal its
+    last h, so their gradient R[n, length:] joins the final state's. Returns (out, sT, dx, ds0, grads)."""
+    out, sT, cache = sequence_forward(cell, x[n:n + 1, :length], tuple(s[n:n + 1] for s in s0), p)
+    dsT = tuple(q[n:n + 1].copy() for q in Q)
+    dsT[0][0] += R[n, length:].sum(axis=0)
+    dx, ds0, grads = sequence_backward(cell, R[n:n + 1, :length], dsT, cache)
+    return out, sT, dx, ds0, grads
+
+
+@pytest.mark.parametrize("ids", [False, True], ids=["floats", "ids"])
+@pytest.mark.parametrize("name", CELLS)
+def test_padded_batch_equals_its_sequences_one_by_one(name, ids):
+    """Forward and backward: a padded batch gives each sequence's own outputs, final state, dx and dstate0, and the
+    sum of their weight gradients (1e-12: only the BLAS's batch-size-dependent rounding differs); out on a padded
+    step is the carried h, bit for bit; other values on the padded steps change no bit of anything."""
+    cell, rng = CELLS[name], np.random.default_rng(10)
+    N, T, D, H = 5, 6, 4, 5
+    lengths = [6, 1, 4, 0, 2]
+    mask = ragged_mask(lengths, T)
+    x = make_input(ids, N, T, D, rng)
+    p, s0 = make_params(cell, D, H, rng), make_state(cell, N, H, rng)
+    R, Q = rng.standard_normal((N, T, H)), make_state(cell, N, H, rng)
+    out, sT, cache = sequence_forward(cell, x, s0, p, mask)
+    dx, ds0, grads = sequence_backward(cell, R, Q, cache)
+    total = {k: np.zeros_like(v) for k, v in p.items()}
+
+    def close(a, b):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+    for n, length in enumerate(lengths):
+        o, s, d, d0, g = _run_alone(cell, x, s0, p, n, length, R, Q)
+        close(out[n, :length], o[0])
+        last_h = out[n, length - 1] if length else s0[0][n]
+        assert all(np.array_equal(out[n, t], last_h) for t in range(length, T))   # the carried h
+        for a, b, d0b, d0a in zip(sT, s, ds0, d0, strict=True):
+            close(a[n], b[0])
+            close(d0b[n], d0a[0])
+        if not ids:
+            close(dx[n, :length], d[0])
+            assert not dx[n, length:].any()
+        for k in KEYS:
+            total[k] += g[k]
+    for k in KEYS:
+        close(grads[k], total[k])
+    junk = np.where(mask if ids else mask[..., None], x, make_input(ids, N, T, D, rng))   # other padding
+    out_j, sT_j, cache_j = sequence_forward(cell, junk, s0, p, mask)
+    dx_j, ds0_j, grads_j = sequence_backward(cell, R, Q, cache_j)
+    assert np.array_equal(out_j, out) and all(np.array_equal(a, b) for a, b in zip(sT_j + ds0_j, sT + ds0))
+    assert ids or np.array_equal(dx_j, dx)
+    assert all(np.array_equal(grads_j[k], grads[k]) for k in KEYS)
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_sequence_pass_dtypes_empty_input_and_bad_input(name):
+    cell, rng = CELLS[name], np.random.default_rng(11)
+    N, T, D, H = 2, 3, 4, 5
+    p, s0 = make_params(cell, D, H, rng, np.float32), make_state(cell, N, H, rng, np.float32)
+    for ids in (False, True):
+        x = make_input(ids, N, T, D, rng)                          # float64 floats: cast to the params' float32
+        out, sT, cache = sequence_forward(cell, x, s0, p, ragged_mask([3, 1], T))
+        dx, ds0, grads = sequence_backward(cell, np.ones(out.shape), None, cache)
+        assert out.dtype == np.float32 and all(a.dtype == np.float32 for a in sT + ds0)
+        assert (dx is None) == ids and (ids or dx.dtype == np.float32)
+        assert all(grads[k].dtype == np.float32 and grads[k].shape == p[k].shape for k in KEYS)
+    for x in (np.zeros((N, 0), dtype=int), np.zeros((N, 0, D))):   # T = 0: the initial state, zero grads
+        out, sT, cache = sequence_forward(cell, x, s0, p)
+        assert out.shape == (N, 0, H) and all(np.array_equal(a, b) and a is not b for a, b in zip(sT, s0))
+        dx, ds0, grads = sequence_backward(cell, out, None, cache)
+        assert (dx is None or dx.shape == x.shape) and all(not d.any() for d in ds0)
+        assert all(grads[k].shape == p[k].shape and not grads[k].any() for k in KEYS)
+    with pytest.raises(ValueError, match="token ids"):
+        sequence_forward(cell, np.array([[0, -1, 2], [1, 1, 1]]), s0, p)
+    with pytest.raises(ValueError, match="mask"):
+        sequence_forward(cell, make_input(True, N, T, D, rng), s0, p, np.ones((N, T + 1), bool))
+
+
+@pytest.mark.parametrize("name", list(CELLS) + ["layers"])
+def test_docstring_examples(name):
+    """The examples in each cell file's docstring (the step pair, then the fused pass) and in layers.py run."""
+    import doctest
+    result = doctest.testmod(numpy_cell(name))
+    assert result.attempted > 0 and result.failed == 0, name

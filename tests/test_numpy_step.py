@@ -1,13 +1,65 @@
-"""model.step (sampling's one-character path, through the cells' step_forward) equals model.forward with T = 1,
+"""One step. Each NumPy cell's step pair, for every row of rnnlab.cells: step_backward against central
+differences in float64 for every parameter, the input x_t and every state entry; ids equal their one-hot vectors.
+Then model.step (sampling's one-character path, through the cells' step_forward) equals model.forward with T = 1,
 in float64, for every cell, one-hot and embedded input, several layers, K sequences at once."""
 import numpy as np
 import pytest
 
+from helpers import assert_central_differences, cell_input, cell_params, cell_state, numpy_cell
+from rnnlab.cells import NAMES
 from rnnlab.config import ModelConfig
 from rnnlab.engines.numpy import model
 
+KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+
+@pytest.mark.parametrize("ids", [False, True], ids=["floats", "ids"])
+@pytest.mark.parametrize("name", NAMES)
+def test_step_backward_matches_central_differences(name, ids):
+    """loss = sum over the new state's arrays of <s_new, G>; step_backward's dx_t, dstate_prev and this step's
+    grads of every parameter against central differences (eps 1e-6, relative errors <= 1e-6)."""
+    cell, rng = numpy_cell(name), np.random.default_rng(0)
+    N, D, H = 3, 4, 3
+    p, state = cell_params(cell, D, H, rng), cell_state(cell, N, H, rng)
+    x_t = cell_input(ids, (N,), D, rng)
+    G = cell_state(cell, N, H, rng)
+
+    def loss():
+        new, _ = cell.step_forward(x_t, state, p)
+        return float(sum((s * g).sum() for s, g in zip(new, G, strict=True)))
+
+    before = [a.copy() for a in (x_t, *state, *p.values())]
+    new, cache = cell.step_forward(x_t, state, p)
+    assert len(new) == cell.STATE_SIZE and all(s.shape == (N, H) for s in new)
+    dx_t, dstate_prev, grads = cell.step_backward(G, cache)
+    assert all(np.array_equal(a, b) for a, b in zip(before, (x_t, *state, *p.values())))   # inputs untouched
+    assert (dx_t is None) == ids and set(grads) == set(KEYS) and len(dstate_prev) == cell.STATE_SIZE
+    checks = [(p[k], grads[k], k) for k in KEYS]
+    checks += [(s, d, f"state[{i}]") for i, (s, d) in enumerate(zip(state, dstate_prev, strict=True))]
+    if not ids:
+        checks.append((x_t, dx_t, "x_t"))
+    worst, worst_elem = assert_central_differences(loss, checks, f"{name} ids={ids}")
+    print(f"{name} ids={ids}: worst relative gradient error {worst:.1e} (2-norm), {worst_elem:.1e} (entries)")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_step_with_ids_equals_step_with_one_hot_vectors(name):
+    cell, rng = numpy_cell(name), np.random.default_rng(1)
+    N, D, H = 4, 5, 3
+    p, state = cell_params(cell, D, H, rng), cell_state(cell, N, H, rng)
+    ids = np.array([0, 4, 2, 4])
+    G = cell_state(cell, N, H, rng)
+    new_i, cache_i = cell.step_forward(ids, state, p)
+    new_f, cache_f = cell.step_forward(np.eye(D)[ids], state, p)
+    _, ds_i, g_i = cell.step_backward(G, cache_i)
+    _, ds_f, g_f = cell.step_backward(G, cache_f)
+    for a, b in zip(new_i + ds_i, new_f + ds_f, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-14)
+    for k in KEYS:
+        np.testing.assert_allclose(g_i[k], g_f[k], rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("cell", NAMES)
 @pytest.mark.parametrize("embed_dim", [0, 5])
 def test_step_equals_forward_of_one_step(cell, embed_dim):
     cfg = ModelConfig(cell=cell, vocab_size=11, hidden_size=7, num_layers=3, embed_dim=embed_dim)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from helpers import one_blas_thread
+from rnnlab.cells import NAMES
 from rnnlab.config import ModelConfig
 from rnnlab.tasks import classify, conditional, net, seq2seq
 from rnnlab.tasks.data import pad
@@ -16,7 +17,7 @@ def _one_blas_thread():
         yield
 
 
-CELLS = ("rnn", "lstm", "gru")
+CELLS = NAMES                                    # every row of rnnlab.cells
 
 
 def assert_grads(f, arrays: dict, grads: dict, eps=1e-5, tol=1e-6):
