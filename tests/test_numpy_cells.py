@@ -8,8 +8,9 @@ import pytest
 
 from helpers import assert_central_differences, cell_input, cell_params, cell_state, numpy_cell
 from rnnlab import cells
-from rnnlab.engines.numpy.layers import (input_projection, input_projection_backward, sequence_backward,
-                                         sequence_forward, sigmoid)
+from rnnlab.engines.numpy.layers import sigmoid
+from rnnlab.engines.numpy.sequence import (input_projection, input_projection_backward, sequence_backward,
+                                           sequence_forward)
 
 CELLS = {name: numpy_cell(name) for name in cells.NAMES}
 KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -296,7 +297,7 @@ def test_empty_sequence_and_modifying_the_returned_state(name):
 @pytest.mark.parametrize("ids", [False, True])
 def test_fused_sequence_equals_the_step_functions(name, ids):
     """forward/backward are step_forward/step_backward fused for speed; the readable step functions, run through
-    the plain pass in layers.sequence_forward/backward, must give the same numbers (float64, 1e-12)."""
+    the plain pass in sequence.sequence_forward/backward, must give the same numbers (float64, 1e-12)."""
     cell = CELLS[name]
     rng = np.random.default_rng(5)
     N, T, D, H = 3, 6, 4, 5
@@ -447,9 +448,10 @@ def test_sequence_pass_dtypes_empty_input_and_bad_input(name):
         sequence_forward(cell, make_input(True, N, T, D, rng), s0, p, np.ones((N, T + 1), bool))
 
 
-@pytest.mark.parametrize("name", list(CELLS) + ["layers"])
+@pytest.mark.parametrize("name", list(CELLS) + ["layers", "sequence", "model", "engine"])
 def test_docstring_examples(name):
-    """The examples in each cell file's docstring (the step pair, then the fused pass) and in layers.py run."""
+    """The examples in each cell file's docstring (the step pair, then the fused pass), in layers.py, sequence.py,
+    model.py and engine.py run."""
     import doctest
     result = doctest.testmod(numpy_cell(name))
     assert result.attempted > 0 and result.failed == 0, name

@@ -6,8 +6,11 @@ import pytest
 
 from helpers import one_blas_thread
 from rnnlab.cells import NAMES
-from rnnlab.config import ModelConfig
-from rnnlab.tasks import classify, conditional, net, seq2seq
+from rnnlab import cells
+from rnnlab.config import ModelConfig, TrainConfig, replace
+from rnnlab.engines.numpy import model
+from rnnlab.engines.numpy.engine import Engine
+from rnnlab.tasks import conditional, seq2seq
 from rnnlab.tasks.data import pad
 from rnnlab.vocab import Vocab
 
@@ -58,18 +61,18 @@ def test_masked_stack_gradients_reach_params_and_both_state_ends(cell, embed):
     boundary and the condition table go through it) and through the padded steps, whose outputs are scored too."""
     rng = np.random.default_rng(0)
     cfg = ModelConfig(cell=cell, vocab_size=4, hidden_size=3, num_layers=2, embed_dim=embed)
-    params = scaled(net.init_params(cfg, 1, np.float64))
+    params = scaled({k: v for k, v in model.init_params(cfg, 1, np.float64).items() if not k.startswith("decoder.")})
     ids, mask = pad(ragged(rng, 4, [4, 1, 3, 0]))
-    s0 = tuple(rng.standard_normal((2, 4, 3)) for _ in range(net.CELLS[cell].STATE_SIZE))
+    s0 = tuple(rng.standard_normal((2, 4, 3)) for _ in cells.get(cell).state)
     R = rng.standard_normal((4, 4, 3))
     Q = tuple(rng.standard_normal((2, 4, 3)) for _ in s0)
 
     def loss():
-        out, sT, _ = net.forward(params, cfg, ids, mask, s0)
+        out, sT, _ = model.stack_forward(params, cfg, ids, s0, mask)
         return float((out * R).sum() + sum((s * q).sum() for s, q in zip(sT, Q)))
 
-    _, _, cache = net.forward(params, cfg, ids, mask, s0)
-    grads, ds0 = net.backward(R.copy(), Q, params, cfg, cache)
+    _, _, cache = model.stack_forward(params, cfg, ids, s0, mask)
+    grads, ds0 = model.stack_backward(R.copy(), Q, params, cfg, cache)
     assert_grads(loss, params, grads)
     assert_grads(loss, {f"s0.{i}": s for i, s in enumerate(s0)}, {f"s0.{i}": d for i, d in enumerate(ds0)})
 
@@ -77,32 +80,34 @@ def test_masked_stack_gradients_reach_params_and_both_state_ends(cell, embed):
 @pytest.mark.parametrize("cell", CELLS)
 def test_classifier_gradients_through_padding(cell):
     rng = np.random.default_rng(1)
-    cfg = ModelConfig(cell=cell, vocab_size=4, hidden_size=3, num_layers=2, embed_dim=2)
-    params = scaled(classify.init_params(cfg, 3, 0, np.float64))
+    cfg = ModelConfig(cell=cell, vocab_size=4, hidden_size=3, num_layers=2, embed_dim=2, task="classify",
+                      num_labels=3)
+    params = scaled(model.init_params(cfg, 0, np.float64))
     ids, mask = pad(ragged(rng, 4, [5, 1, 3, 2, 4]))
-    y = np.array([0, 2, 1, 2, 0])
+    b = {"x": ids, "mask": mask, "y": np.array([0, 2, 1, 2, 0])}
 
     def loss():
-        return classify.loss_and_grads(params, cfg, ids, mask, y)[0] / len(y)   # grads are of the mean
+        return model.loss_and_grads(params, cfg, b, None)[0] / 5                # grads are of the mean
 
-    assert_grads(loss, params, classify.loss_and_grads(params, cfg, ids, mask, y)[1])
+    assert_grads(loss, params, model.loss_and_grads(params, cfg, b, None)[2])
 
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_encoder_decoder_gradients_cross_the_boundary(cell):
     """Every encoder weight gets its gradient only through the decoder's initial state (both layers' h, and c)."""
     rng = np.random.default_rng(2)
-    cfg = ModelConfig(cell=cell, vocab_size=5, hidden_size=3, num_layers=2, embed_dim=2)
-    params = scaled(seq2seq.init_params(cfg, 0, np.float64))
+    cfg = ModelConfig(cell=cell, vocab_size=5, hidden_size=3, num_layers=2, embed_dim=2, task="seq2seq")
+    params = scaled(model.init_params(cfg, 0, np.float64))
     src, sm = pad(ragged(rng, 5, [4, 1, 3]))
     tgt = ragged(rng, 5, [2, 3, 1])
     din, dm = pad([np.concatenate([[0], t]) for t in tgt])
     dout, _ = pad([np.concatenate([t, [1]]) for t in tgt])
+    b = {"x": din, "y": dout, "mask": dm, "src": src, "src_mask": sm}
 
     def loss():
-        return seq2seq.loss_and_grads(params, cfg, src, sm, din, dout, dm)[0] / 3
+        return model.loss_and_grads(params, cfg, b, None)[0] / 3
 
-    grads = seq2seq.loss_and_grads(params, cfg, src, sm, din, dout, dm)[1]
+    grads = model.loss_and_grads(params, cfg, b, None)[2]
     assert np.abs(grads["enc.rnn.weight_hh_l0"]).max() > 1e-4      # the boundary really carries gradient
     assert_grads(loss, params, grads)
 
@@ -110,15 +115,15 @@ def test_encoder_decoder_gradients_cross_the_boundary(cell):
 @pytest.mark.parametrize("cell", CELLS)
 def test_condition_table_gradients(cell):
     rng = np.random.default_rng(3)
-    cfg = ModelConfig(cell=cell, vocab_size=4, hidden_size=3, num_layers=2)
-    params = scaled(conditional.init_params(cfg, 3, 0, np.float64))
+    cfg = ModelConfig(cell=cell, vocab_size=4, hidden_size=3, num_layers=2, task="conditional", num_labels=3)
+    params = scaled(model.init_params(cfg, 0, np.float64))
     x, y, mask = conditional.line_batch(ragged(rng, 4, [5, 1, 3, 2]), 0, seq_len=5)   # row 0 is cut to 5 steps
-    labels = np.array([2, 0, 2, 1])
+    b = {"x": x, "y": y, "mask": mask, "labels": np.array([2, 0, 2, 1])}
 
     def loss():
-        return conditional.loss_and_grads(params, cfg, labels, x, y, mask)[0] / 4
+        return model.loss_and_grads(params, cfg, b, None)[0] / 4
 
-    grads = conditional.loss_and_grads(params, cfg, labels, x, y, mask)[1]
+    grads = model.loss_and_grads(params, cfg, b, None)[2]
     assert_grads(loss, params, grads)
 
 
@@ -126,20 +131,25 @@ def test_condition_table_gradients(cell):
 def test_padded_batch_equals_one_by_one(cell):
     """Logits of a padded batch equal each sequence run alone; the padding's ids do not matter at all."""
     rng = np.random.default_rng(4)
-    cfg = ModelConfig(cell=cell, vocab_size=7, hidden_size=8, num_layers=2, embed_dim=4)
-    params = classify.init_params(cfg, 3, 5, np.float64)
+    cfg = ModelConfig(cell=cell, vocab_size=7, hidden_size=8, num_layers=2, embed_dim=4, task="classify",
+                      num_labels=3)
+    params = model.init_params(cfg, 5, np.float64)
     seqs = ragged(rng, 7, [9, 1, 4, 7, 2, 9])
     ids, mask = pad(seqs)
-    batch, _ = classify.forward(params, cfg, ids, mask)
-    alone = np.concatenate([classify.forward(params, cfg, s[None], np.ones((1, len(s)), bool))[0] for s in seqs])
+
+    def logits(x, m):
+        return model.forward(params, cfg, {"x": x, "mask": m}, None)[0]
+    batch = logits(ids, mask)
+    alone = np.concatenate([logits(s[None], np.ones((1, len(s)), bool)) for s in seqs])
     np.testing.assert_allclose(batch, alone, rtol=1e-12, atol=1e-13)
     junk = np.where(mask, ids, rng.integers(0, 7, ids.shape))       # other ids on the padded steps
-    np.testing.assert_array_equal(classify.forward(params, cfg, junk, mask)[0], batch)
+    np.testing.assert_array_equal(logits(junk, mask), batch)
     # and the encoder's final state (h, and c for the LSTM) is each source's own last state
-    s2s = seq2seq.init_params(cfg, 5, np.float64)
-    states, _ = seq2seq.encode(s2s, cfg, ids, mask)
+    s2s_cfg = replace(cfg, task="seq2seq", num_labels=0)
+    s2s = model.init_params(s2s_cfg, 5, np.float64)
+    states, _ = model.initial_state(s2s, s2s_cfg, {"src": ids, "src_mask": mask})
     for n, s in enumerate(seqs):
-        own, _ = seq2seq.encode(s2s, cfg, s[None], np.ones((1, len(s)), bool))
+        own, _ = model.initial_state(s2s, s2s_cfg, {"src": s[None], "src_mask": np.ones((1, len(s)), bool)})
         for a, b in zip(states, own):
             np.testing.assert_allclose(a[:, n], b[:, 0], rtol=1e-12, atol=1e-13)
 
@@ -149,12 +159,13 @@ def test_beam_width_one_is_greedy_untrained(cell):
     """On an untrained model outputs often run to max_len without EOS: both paths must agree there too."""
     rng = np.random.default_rng(5)
     vocab = Vocab.from_text("abcdef" + seq2seq.BOS + seq2seq.EOS)
-    cfg = ModelConfig(cell=cell, vocab_size=len(vocab), hidden_size=16, embed_dim=0)
-    params = scaled(seq2seq.init_params(cfg, 6, np.float64), 3.0)
+    cfg = ModelConfig(cell=cell, vocab_size=len(vocab), hidden_size=16, embed_dim=0, task="seq2seq")
+    engine = Engine(cfg, TrainConfig(dtype="float64"))
+    params = scaled(model.init_params(cfg, 6, np.float64), 3.0)
     seqs = ragged(rng, len(vocab) - 2, [3, 1, 6, 2, 5, 4]) + [np.array([], np.int64)]
     seqs = [s + 2 for s in seqs]                                      # ids of a-f, after BOS and EOS
-    greedy = seq2seq.greedy(params, cfg, vocab, seqs, max_len=12)
-    beam = [seq2seq.beam_search(params, cfg, vocab, s, 1, max_len=12) for s in seqs]
+    greedy = seq2seq.greedy(engine, params, vocab, seqs, max_len=12)
+    beam = [seq2seq.beam_search(engine, params, vocab, s, 1, max_len=12) for s in seqs]
     assert beam == greedy
 
 
