@@ -1,24 +1,14 @@
 """The training loop, written once for every engine: batches -> engine.train_step -> metrics, eval, checkpoints.
 
-A run lives in one directory:
-    latest.safetensors   written at every evaluation and at the end (atomically: a crash leaves the previous one)
-    best.safetensors     the checkpoint with the lowest validation loss so far
-    metrics.jsonl        one JSON object per line: training lines {"step", "loss", ...} and eval lines {"val_loss"}
-Resume is exact: the data position is a function of the step (batch = step mod batches-per-pass), and the
-parameters, optimiser state, carried hidden state and dropout RNG come back from the checkpoint bit for bit.
+A run lives in one directory, rnnlab.run.RunDir (latest.safetensors, best.safetensors with the lowest validation
+loss so far, metrics.jsonl, data.ids; one run at a time). Resume is exact: the data position is a function of the
+step (batch = step mod batches-per-pass), and the parameters, optimiser state, carried hidden state and dropout RNG
+come back from the checkpoint bit for bit.
 """
 from __future__ import annotations
 
-import atexit
-import contextlib
-import json
 import math
-import os
-import shutil
-import signal
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,57 +17,22 @@ from . import schedule, snapshot, text
 from .config import ModelConfig, TrainConfig, replace
 from .engines import make_engine, process_rank
 from .errors import UserError
+from .run import Clock, Interrupted, RunDir, Signals
 
 LN2 = math.log(2.0)
-
-
-class Interrupted(Exception):
-    """Raised (by the loop, not a signal handler) after a checkpoint was written on SIGINT/SIGTERM."""
-    def __init__(self, signum: int):
-        self.signum = signum
-
-
-class Clock:
-    """A run's seconds of training: it goes on from `start` (the checkpoint's count, so a --max-time budget spans
-    resumes) and leaves out the time spent inside `paused()` (evaluations, checkpoint writes). `wall()` is the
-    seconds since this invocation's clock was made, pauses included."""
-    def __init__(self, start: float = 0.0):
-        self.start, self.t0, self.off = float(start), time.perf_counter(), 0.0
-
-    def seconds(self) -> float:
-        return self.start + time.perf_counter() - self.t0 - self.off
-
-    def wall(self) -> float:
-        return time.perf_counter() - self.t0
-
-    @contextlib.contextmanager
-    def paused(self):
-        t = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.off += time.perf_counter() - t
-
-
-def saved_seconds(extra: dict, where) -> float:
-    """The training seconds a checkpoint recorded (0 for files from before the clock), checked."""
-    s = extra.get("train_seconds", 0.0)
-    if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 <= s < math.inf:
-        raise UserError(f"{where}: its train_seconds {s!r} is not a number >= 0; the checkpoint is corrupt")
-    return float(s)
 
 
 ENCODE_CHUNK = 1 << 20   # bytes read at a time while encoding a corpus: bounds encoding's transient memory (~25 MB)
 
 
-def load_corpus(tcfg: TrainConfig, out: Path, expect: text.Vocab | None = None):
+def load_corpus(tcfg: TrainConfig, path: Path, expect: text.Vocab | None = None):
     """(ids, vocab, one-line description) of the training text; `expect` is the run's vocabulary when resuming.
 
     A file is streamed twice in ENCODE_CHUNK pieces, once for its vocabulary (every check of the text happens
-    here, before anything is written) and once to write its ids to `out/data.ids`, which is then memory-mapped:
-    the text is never held in memory, so peak memory is the id pages in use plus the model, whatever the corpus
-    size. `data.ids` is a cache, rewritten on every start. A new run directory that fails here (a text too short
-    for one batch) is removed again. The embedded corpus (about 465,000 characters) is encoded in memory."""
+    here, before anything is written) and once to write its ids to `path` (the run's data.ids), which is then
+    memory-mapped: the text is never held in memory, so peak memory is the id pages in use plus the model, whatever
+    the corpus size. `data.ids` is a cache, rewritten on every start (RunDir removes it when a new run fails to
+    start). The embedded corpus (about 465,000 characters) is encoded in memory."""
     def same_vocab(vocab):
         if expect is not None and vocab.to_json() != expect.to_json():
             raise UserError(f"the data's vocabulary differs from the run's ({expect.diff(vocab)}); "
@@ -90,18 +45,9 @@ def load_corpus(tcfg: TrainConfig, out: Path, expect: text.Vocab | None = None):
         return vocab.encode(corpus), vocab, "embedded corpus (CPython pydoc topics)"
     vocab = text.build_vocab_streaming(tcfg.data, tcfg.encoding, ENCODE_CHUNK)
     same_vocab(vocab)
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "data.ids"
-    try:
-        text.encode_file(tcfg.data, vocab, path, chunk_bytes=ENCODE_CHUNK)
-        ids = text.load_ids(path, vocab.dtype)
-        text.Streams(text.split(ids, tcfg.val_frac)[0], tcfg.batch_size, tcfg.seq_len)   # too short: fail now
-    except UserError:
-        if created:
-            path.unlink(missing_ok=True)
-            out.rmdir()
-        raise
+    text.encode_file(tcfg.data, vocab, path, chunk_bytes=ENCODE_CHUNK)
+    ids = text.load_ids(path, vocab.dtype)
+    text.Streams(text.split(ids, tcfg.val_frac)[0], tcfg.batch_size, tcfg.seq_len)   # too short: fail now
     return ids, vocab, tcfg.data
 
 
@@ -138,64 +84,6 @@ def _val_streams(val_ids, tcfg):
     return text.Streams(val_ids, n, tcfg.seq_len)
 
 
-class _Signals:
-    """SIGINT/SIGTERM: the first asks the loop to finish its step and checkpoint; a second exits at once
-    (the last checkpoint on disk is complete: writes are atomic)."""
-    def __init__(self):
-        self.caught = 0
-        self._old = {}
-
-    def __enter__(self):
-        for s in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[s] = signal.signal(s, self._handle)
-            except ValueError:        # not the main thread: leave signals alone
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        if self.caught:
-            sys.stderr.write("\ninterrupted again: exiting now; the last checkpoint on disk is intact\n")
-            os._exit(128 + signum)
-        self.caught = signum
-        sys.stderr.write("\ninterrupted: finishing this step and writing a checkpoint (Ctrl-C again to quit now)\n")
-
-    def __exit__(self, *exc):
-        for s, h in self._old.items():
-            signal.signal(s, h)
-
-
-def _append_jsonl(path: Path, rows: list) -> None:
-    if rows:
-        try:
-            with open(path, "a") as f:
-                f.write("".join(json.dumps(r) + "\n" for r in rows))
-        except OSError as e:         # the checkpoint before it is complete: a resume re-logs what is missing
-            raise UserError(f"cannot write {path}: {e.strerror or e}; free disk space or choose a writable "
-                            f"output folder, then continue with --resume {path.parent}") from None
-
-
-def _step_of(line: str):
-    """The step of a metrics line, or None for a line a crash cut short (it is dropped)."""
-    try:
-        row = json.loads(line)
-    except ValueError:
-        return None
-    return row.get("step", 0) if isinstance(row, dict) and isinstance(row.get("step", 0), (int, float)) else None
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop metric lines logged after the checkpoint we resume from (they will be logged again), and
-    any line a crash cut short."""
-    if not path.exists():
-        return
-    keep = [ln for ln in path.read_text(errors="replace").splitlines(True)
-            if ln.endswith("\n") and (k := _step_of(ln)) is not None and k <= step]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(keep))
-    os.replace(tmp, path)
-
-
 def _quiet(*args, **kwargs):
     pass
 
@@ -210,52 +98,42 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
     the config (the schedule still runs to max_steps): the way tests pause a run to resume it.
     `engine_options` go to make_engine (the torch engine's device, precision, ddp_timeout). Under torchrun every
     process runs this loop in step; only rank 0 writes to `out_dir`, logs and draws the progress bar.
-    Returns a summary dict (step, last train loss, best val loss, paths)."""
-    out = Path(out_dir)
-    latest, best = out / "latest.safetensors", out / "best.safetensors"
+    Returns a summary dict (step, last train loss, best val loss, paths).
+    The run directory (rnnlab.run.RunDir) is locked for the whole call; a new run that fails before its first
+    checkpoint leaves nothing behind."""
     main = process_rank() == 0
-    if not main:
-        log = _quiet
-    if resume:
-        if not latest.exists():
-            raise UserError(f"nothing to resume in {out}: no latest.safetensors there; start a run with --out {out}")
+    with RunDir(out_dir, resume, main) as rd:
+        return _train(rd, mcfg, tcfg, engine_name, overrides, progress, log if main else _quiet, stop_at,
+                      engine_options or {})
+
+
+def _train(rd: RunDir, mcfg, tcfg, engine_name, overrides, progress, log, stop_at, engine_options) -> dict:
+    """train's body, inside its open run directory `rd`."""
+    out, latest, main = rd.path, rd.latest, rd.main
+    snap = None
+    if rd.resume:
         snap = snapshot.load(latest)
         snapshot.check_resumable(snap, latest)
         mcfg, tcfg = snap.mcfg, replace(snap.tcfg, **(overrides or {}))
-        for stale in out.glob(".*.tmp-*") if main else ():   # temp files of a killed run: never complete
-            stale.unlink(missing_ok=True)
-    else:
-        if latest.exists() or best.exists():
-            raise UserError(f"run directory {out} already holds a run; continue it with --resume {out}, "
-                            f"or choose a new --out")
-        snap = None
-
-    data_dir = out                      # under torchrun the other ranks keep their encoded text out of the run dir
-    if not main:
-        data_dir = Path(tempfile.mkdtemp(prefix=f"rnnlab-rank{process_rank()}-"))
-        atexit.register(shutil.rmtree, data_dir, True)
-    ids, vocab, source = load_corpus(tcfg, data_dir, snap.vocab if snap is not None else None)
+    ids, vocab, source = load_corpus(tcfg, rd.scratch("data.ids"), snap.vocab if snap is not None else None)
     train_ids, val_ids = text.split(ids, tcfg.val_frac)
     streams = text.Streams(train_ids, tcfg.batch_size, tcfg.seq_len)
     val_streams = _val_streams(val_ids, tcfg)
     mcfg = replace(mcfg, vocab_size=len(vocab))
-    engine = make_engine(engine_name, mcfg, tcfg, **(engine_options or {}))
+    engine = make_engine(engine_name, mcfg, tcfg, **engine_options)
 
     if snap is None:
         params = engine.init_params(tcfg.seed)
         opt_state, state = engine.init_opt_state(params), engine.zero_state(tcfg.batch_size)
         step, best_val, trained = 0, None, 0.0
         rng = np.random.default_rng(tcfg.seed + 1)
-        if main:
-            out.mkdir(parents=True, exist_ok=True)
     else:
         params, opt_state = engine.load_params(snap.params), engine.load_opt_state(snap.opt_state)
         state, step, best_val = engine.load_state(snap.state), snap.step, snap.best_val
-        trained = saved_seconds(snap.extra, latest)
+        trained = rd.saved_seconds(snap.extra)
         rng = np.random.default_rng()
         rng.bit_generator.state = snap.rng_state
-        if main:
-            _truncate_metrics(out / "metrics.jsonl", step)
+        rd.truncate_metrics(step)
 
     n_params = sum(int(np.prod(p.shape)) for p in params.values())
     log(f"rnnlab train: engine {engine.name} ({engine.device}, {tcfg.dtype}) | {mcfg.cell} H={mcfg.hidden_size} "
@@ -263,10 +141,8 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
         f"{len(val_ids):,} val chars | N={tcfg.batch_size} T={tcfg.seq_len} {tcfg.optimizer} lr={tcfg.lr:g} | "
         f"{'resuming at step %d, ' % step if snap else ''}run dir {out}")
 
-    def save_checkpoint(path, metrics):
-        if not main:                       # parameters and state are the same on every rank: rank 0 writes them
-            return
-        extra = {"engine": engine.name, "data": {"source": source, "chars": int(len(ids))}, "metrics": metrics,
+    def save_checkpoint(path):       # called by rd.save on rank 0 only (parameters and state are the same)
+        extra = {"engine": engine.name, "data": {"source": source, "chars": int(len(ids))}, "metrics": last,
                  "train_seconds": round(trained, 3)}
         try:
             snapshot.save(path, snapshot.Snapshot(mcfg, tcfg, vocab, engine.export(params), engine.export(opt_state),
@@ -274,8 +150,7 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
                                                   extra), engine.state_names)
         except snapshot.NonFinite as e:    # finite loss and gradient, yet the update overflowed the weights
             raise UserError(f"training diverged: {e} at step {step}; the learning rate ({lr:g}) is likely too high: "
-                            f"lower --lr or set --clip-norm. Last good checkpoint: "
-                            f"{latest if latest.exists() else 'none yet'}") from None
+                            f"lower --lr or set --clip-norm. Last good checkpoint: {rd.last_good()}") from None
 
     from tqdm import tqdm
     bar = tqdm(total=None if tcfg.schedule_by == "time" else tcfg.max_steps, initial=step,   # or the clock ends it
@@ -287,7 +162,7 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
     # checkpoint writes run with the clock paused. `trained` is its reading, the same on every rank.
     clock = Clock(trained)
     t_win, step_win, start_step = trained, step, step
-    with _Signals() as sig:
+    with Signals() as sig:
         while step < tcfg.max_steps and not tcfg.time_spent(trained):     # a resumed run may have none left
             b = step % streams.num_batches
             if b == 0:                       # a new pass over the data: forget the old hidden state
@@ -303,11 +178,10 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
                 pending.append({"step": step, "skipped": True, "loss": None, "grad_norm": None})
                 log(f"step {step}: non-finite loss or gradient; update skipped ({bad_run} in a row)")
                 if bad_run >= tcfg.max_bad_steps:
-                    if main:
-                        _append_jsonl(out / "metrics.jsonl", pending)
+                    rd.append(pending)
                     raise UserError(f"training diverged: {bad_run} non-finite steps in a row at step {step}; the "
                                     f"learning rate ({lr:g}) is likely too high: lower --lr or set --clip-norm. "
-                                    f"Last good checkpoint: {latest if latest.exists() else 'none yet'}")
+                                    f"Last good checkpoint: {rd.last_good()}")
                 continue
             bar.update(1)
             trained = clock.seconds()
@@ -336,11 +210,8 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
                     else:
                         improved = True
                     pending.append(row)
-                    save_checkpoint(latest, last)
-                    if improved:
-                        save_checkpoint(best, last)
-                    if main:
-                        _append_jsonl(out / "metrics.jsonl", pending)
+                    rd.save(save_checkpoint, improved)
+                    rd.append(pending)
                     pending = []
                 if sig.caught:
                     bar.close()
@@ -349,8 +220,7 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
                 if out_of_time:
                     break
     bar.close()
-    if main:
-        _append_jsonl(out / "metrics.jsonl", pending)
+    rd.append(pending)
     if step == start_step:
         log(f"nothing to do: the run has reached its budget (step {step} of --max-steps {tcfg.max_steps}, "
             f"{trained:.0f} s of --max-time {tcfg.max_time:g}); to go on: rnnlab train --resume {out} "
@@ -359,4 +229,4 @@ def train(mcfg: ModelConfig | None, tcfg: TrainConfig | None, out_dir, engine_na
         log(f"done: step {step}, train loss {m['loss']:.4f}"
             f"{', best val %.4f nats/char' % best_val if best_val is not None else ''}; "
             f"sample with: rnnlab sample {out}")
-    return {"step": step, "loss": last.get("loss"), "best_val": best_val, "latest": str(latest), "best": str(best)}
+    return {"step": step, "loss": last.get("loss"), "best_val": best_val, "latest": str(latest), "best": str(rd.best)}

@@ -4,36 +4,31 @@ Each step: loss and gradients from the task (grad_fn), the global norm (optim.gl
 finite, clipping (optim.clip_), the update (optim.update_) at schedule.learning_rate(step). Every eval_every steps,
 at the end, at --max-time and on Ctrl-C: the task's validation (eval_fn), then latest.safetensors, and
 best.safetensors when the validation score improved (higher is better; each task says what its score is).
-metrics.jsonl, the progress bar and the clock (--max-time counts training seconds over the whole run, evaluations
-left out) follow `rnnlab train`. Batches are a pure function of the step, so --resume is
-exact: in float64 a resumed run is bit-for-bit the uninterrupted one.
+The run directory is rnnlab.run.RunDir, as for `rnnlab train`: one run per folder (locked), a new run that fails
+before its first checkpoint leaves nothing behind, metrics.jsonl written the same way. The progress bar and the
+clock (--max-time counts training seconds over the whole run, evaluations left out) follow `rnnlab train`.
+Batches are a pure function of the step, so --resume is exact: in float64 a resumed run is bit-for-bit the
+uninterrupted one.
 """
 from __future__ import annotations
 
 import math
 import sys
-from pathlib import Path
 
 from .. import schedule
 from ..engines.numpy import optim
 from ..errors import UserError
-from ..train import Clock, Interrupted, _append_jsonl, _Signals, _truncate_metrics
+from ..run import Clock, Interrupted, RunDir, Signals
 from . import store
 
 
 def open_run(out, resume: bool, task: str, shapes):
     """The run in `out` to resume (a store.Run from latest.safetensors), or None for a fresh run in an empty or
-    new folder. Refuses to start over a run, and to resume nothing or another task's run."""
-    out = Path(out)
-    latest = out / "latest.safetensors"
-    if resume:
-        if not latest.exists():
-            raise UserError(f"nothing to resume in {out}: no latest.safetensors there; start a run with --out {out}")
-        return store.load(latest, task, shapes)
-    if latest.exists() or (out / "best.safetensors").exists():
-        raise UserError(f"run directory {out} already holds a run; continue it with --resume {out}, or choose a "
-                        f"new --out")
-    return None
+    new folder. Refuses (RunDir's checks) a folder another run holds, to start over a run, and to resume nothing
+    or another task's run. It leaves nothing behind: `fit` opens the folder again and holds it for the run,
+    after the task has read its data."""
+    with RunDir(out, resume) as rd:
+        return store.load(rd.latest, task, shapes) if resume else None
 
 
 def fit(run: store.Run, out, grad_fn, eval_fn, items_per_step: int, progress=None, log=print, stop_at=None) -> dict:
@@ -41,19 +36,23 @@ def fit(run: store.Run, out, grad_fn, eval_fn, items_per_step: int, progress=Non
 
     grad_fn(params, step, rng) -> (loss summed over the batch's items, grads dict, number of items)
     eval_fn(params) -> dict of validation figures with "score" (a list, higher is better) and "line" (for the log)
-    Returns the last validation dict, with "step" and "best" (the best score, the one in best.safetensors)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    latest, best = out / "latest.safetensors", out / "best.safetensors"
+    Returns the last validation dict, with "step" and "best" (the best score, the one in best.safetensors).
+    The run directory is held (RunDir) for the whole fit; a resumed run is one whose step is past 0."""
+    with RunDir(out, resume=run.step > 0) as rd:
+        rd.truncate_metrics(run.step)
+        return _fit(run, rd, grad_fn, eval_fn, items_per_step, progress, log, stop_at)
+
+
+def _fit(run: store.Run, rd: RunDir, grad_fn, eval_fn, items_per_step, progress, log, stop_at) -> dict:
+    """fit's loop, inside its open run directory `rd`."""
     tcfg = run.tcfg
-    _truncate_metrics(out / "metrics.jsonl", run.step)
     from tqdm import tqdm
     bar = tqdm(total=tcfg.max_steps, initial=run.step, disable=(not progress) if progress is not None else None,
                dynamic_ncols=True, unit="step", file=sys.stderr)
     pending, bad_run, last, val = [], 0, {}, {}
     clock = Clock(run.trained)
     t0, step0 = run.trained, run.step
-    with _Signals() as sig:
+    with Signals() as sig:
         while run.step < tcfg.max_steps and not tcfg.time_spent(run.trained):
             lr = schedule.learning_rate(tcfg, run.step)
             loss, grads, count = grad_fn(run.params, run.step, run.rng)
@@ -64,10 +63,9 @@ def fit(run: store.Run, out, grad_fn, eval_fn, items_per_step: int, progress=Non
                 pending.append({"step": run.step, "skipped": True, "loss": None, "grad_norm": None})
                 log(f"step {run.step}: non-finite loss or gradient; update skipped ({bad_run} in a row)")
                 if bad_run >= tcfg.max_bad_steps:
-                    _append_jsonl(out / "metrics.jsonl", pending)
+                    rd.append(pending)
                     raise UserError(f"training diverged: {bad_run} non-finite steps in a row at step {run.step}; "
-                                    f"lower --lr or set --clip-norm. Last good checkpoint: "
-                                    f"{latest if latest.exists() else 'none yet'}")
+                                    f"lower --lr or set --clip-norm. Last good checkpoint: {rd.last_good()}")
                 continue
             bad_run = 0
             optim.clip_(grads, tcfg, norm)
@@ -91,17 +89,15 @@ def fit(run: store.Run, out, grad_fn, eval_fn, items_per_step: int, progress=Non
                               f"{'  (best)' if improved else ''}")
                     pending.append({"step": run.step, "time": round(run.trained, 3), "wall": round(clock.wall(), 3),
                                     **{k: v for k, v in val.items() if k not in ("line", "score")}})
-                    store.save(latest, run, last)
-                    if improved:
-                        store.save(best, run, last)
-                    _append_jsonl(out / "metrics.jsonl", pending)
+                    rd.save(lambda path: store.save(path, run, last), improved)
+                    rd.append(pending)
                     pending = []
                 if sig.caught:
                     bar.close()
-                    log(f"stopped at step {run.step}; checkpoint {latest}; continue with --resume {out}")
+                    log(f"stopped at step {run.step}; checkpoint {rd.latest}; continue with --resume {rd.path}")
                     raise Interrupted(sig.caught)
                 if out_of_time:
                     break
     bar.close()
-    _append_jsonl(out / "metrics.jsonl", pending)
+    rd.append(pending)
     return {**val, "step": run.step, "best": run.best}

@@ -16,7 +16,7 @@ from .. import checkpoint, snapshot
 from ..config import ModelConfig, TrainConfig, from_dict
 from ..errors import UserError
 from ..text import Vocab
-from ..train import saved_seconds
+from ..run import saved_seconds
 
 COMMANDS = {"classify": "rnnlab predict RUN (and rnnlab classify --resume RUN)",
             "seq2seq": "rnnlab seq2seq predict RUN (and rnnlab seq2seq train --resume RUN)",
