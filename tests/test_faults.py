@@ -194,7 +194,7 @@ def test_disk_full_while_logging_metrics(tmp_path, monkeypatch, capsys):
         if "a" in mode:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_open(path, mode, *a, **k)
-    monkeypatch.setattr("rnnlab.train.open", full_on_append, raising=False)
+    monkeypatch.setattr("rnnlab.run.open", full_on_append, raising=False)
     rc = cli.main(["train", "--resume", str(run), "--max-steps", "8", "--no-progress"])
     monkeypatch.undo()
     err = capsys.readouterr().err.strip()
