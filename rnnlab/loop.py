@@ -97,7 +97,7 @@ def train(prepare, mcfg, tcfg, out, engine: str = "numpy", resume: bool = False,
             f"L={m.num_layers} V={m.vocab_size} ({n:,} params) | {setup.describe} | N={tcfg.batch_size}"
             f"{' T=%d' % tcfg.seq_len if setup.job.passes else ''} {tcfg.optimizer} lr={tcfg.lr:g} | "
             f"{'resuming at step %d, ' % p.step if snap else ''}run dir {out}")
-        return {**_fit(run, eng, setup, tcfg, p, progress, log, stop_at), "info": setup.info}
+        return {**_fit(run, eng, setup, tcfg, p, progress, log, stop_at, command), "info": setup.info}
 
 
 def _start(engine, setup: Setup, tcfg, snap, run: RunDir) -> Progress:
@@ -125,7 +125,7 @@ def _diverged(what: str, step: int, lr: float, run: RunDir) -> UserError:
                      f"lower --lr or set --clip-norm. Last good checkpoint: {run.last_good()}")
 
 
-def _fit(run: RunDir, engine, setup: Setup, tcfg, p: Progress, progress, log, stop_at) -> dict:
+def _fit(run: RunDir, engine, setup: Setup, tcfg, p: Progress, progress, log, stop_at, command) -> dict:
     from tqdm import tqdm
     job, main = setup.job, run.main
     bar = tqdm(total=None if tcfg.schedule_by == "time" else tcfg.max_steps, initial=p.step,
@@ -149,7 +149,7 @@ def _fit(run: RunDir, engine, setup: Setup, tcfg, p: Progress, progress, log, st
                     run.append(pending)
                     raise _diverged(f"{bad} non-finite steps in a row", p.step, lr, run)
                 continue
-            p.state, bad = new_state, 0
+            p.state, bad = (new_state if job.passes else None), 0
             bar.update(1)
             p.trained = clock.seconds()
             if engine.world_size > 1:        # every process takes the slowest clock: equal learning rates, and
@@ -167,7 +167,8 @@ def _fit(run: RunDir, engine, setup: Setup, tcfg, p: Progress, progress, log, st
                     pending = []
                 if sig.caught:
                     bar.close()
-                    log(f"stopped at step {p.step}; checkpoint {run.latest}; continue with --resume {run.path}")
+                    log(f"stopped at step {p.step}; checkpoint {run.latest}; continue with: "
+                        f"rnnlab {command} --resume {run.path}")
                     raise Interrupted(sig.caught)
                 if out_of_time:
                     break
@@ -175,8 +176,8 @@ def _fit(run: RunDir, engine, setup: Setup, tcfg, p: Progress, progress, log, st
     run.append(pending)
     if p.step == start:
         log(f"nothing to do: the run has reached its budget (step {p.step} of --max-steps {tcfg.max_steps}, "
-            f"{p.trained:.0f} s of --max-time {tcfg.max_time:g}); to go on: --resume {run.path} --max-steps N or "
-            f"--max-time S")
+            f"{p.trained:.0f} s of --max-time {tcfg.max_time:g}); to go on: rnnlab {command} --resume {run.path} "
+            f"--max-steps N or --max-time S")
     return {**val, "step": p.step, "loss": m["loss"], "best": p.best, "latest": str(run.latest),
             "ran": p.step > start}
 

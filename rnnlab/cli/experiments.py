@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
-from .args import number
+from .args import add_engine, engine_options, number
 
 
 def _list(kind, name):
@@ -80,6 +80,7 @@ def add_memory(esub):
                    "bias at initialisation (default: 0, PyTorch's initialisation; 1 is the classic remedy)")
     m.add_argument("--seed", type=number(int), default=0, help="random seed (default: 0)")
     m.add_argument("--out", default="experiments/memory", help="output folder (default: experiments/memory)")
+    add_engine(m)
     m.set_defaults(run=cmd_memory)
 
 
@@ -203,7 +204,7 @@ def cmd_memory(args):
     if args.params < smallest:
         raise UserError(f"--params {args.params} is below the smallest model ({smallest} parameters with H=1)")
     results = memory.run(cells, lags, steps, args.params, args.batch_size, args.lr, args.seed, task, n_eval,
-                         args.forget_bias)
+                         args.forget_bias, engine=args.engine, engine_options=engine_options(args))
     print("\n".join(memory.table(results, 1 / task.symbols)))
     csv_path = _outputs(args.out, memory.HEADER, [[r[k] for k in memory.HEADER] for r in results], "memory.csv")
     series = {}

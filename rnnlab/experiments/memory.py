@@ -106,7 +106,7 @@ def _forget_bias(bias: float, hidden: int):
 
 
 def train_one(cell: str, hidden: int, task: Task, lag: int, steps: int, tcfg: TrainConfig, eval_n: int,
-              forget_bias: float = 0.0, engine: str = "numpy"):
+              forget_bias: float = 0.0, engine: str = "numpy", engine_options: dict | None = None):
     """Train a fresh model on one lag; returns a dict of what was measured. forget_bias (lstm only) is added to the
     forget gate's b_ih at initialisation (0 = PyTorch's initialisation, what rnnlab train uses)."""
     cfg = ModelConfig(cell=cell, vocab_size=task.vocab_size, hidden_size=hidden)
@@ -125,7 +125,8 @@ def train_one(cell: str, hidden: int, task: Task, lag: int, steps: int, tcfg: Tr
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="rnnlab-memory-") as tmp:
-        res = loop.train(prepare, cfg, tcfg, Path(tmp) / "run", engine, progress=False, log=lambda *a, **k: None)
+        res = loop.train(prepare, cfg, tcfg, Path(tmp) / "run", engine, progress=False, log=lambda *a, **k: None,
+                         engine_options=engine_options)
         rows = [json.loads(ln) for ln in open(Path(tmp) / "run" / "metrics.jsonl")]
     losses = [r["loss"] for r in rows if r.get("loss") is not None and "val" not in r and "accuracy" not in r]
     tail = losses[-max(1, len(losses) // 10):]
@@ -136,7 +137,7 @@ def train_one(cell: str, hidden: int, task: Task, lag: int, steps: int, tcfg: Tr
 
 def run(cells=("rnn", "lstm", "gru"), lags=LAGS, steps: int = 2000, budget: int = 6500, batch_size: int = 32,
         lr: float = 3e-3, seed: int = 0, task: Task = Task(), eval_n: int = 2000, forget_bias: float = 0.0,
-        log=print, engine: str = "numpy") -> list:
+        log=print, engine: str = "numpy", engine_options: dict | None = None) -> list:
     """Every (cell, lag) pair; returns the list of result dicts (see train_one)."""
     tcfg = TrainConfig(batch_size=batch_size, seq_len=1, optimizer="adam", lr=lr, clip_norm=1.0, seed=seed,
                        max_steps=steps, dtype="float32")
@@ -148,7 +149,7 @@ def run(cells=("rnn", "lstm", "gru"), lags=LAGS, steps: int = 2000, budget: int 
     results = []
     for lag in lags:
         for c in cells:
-            r = train_one(c, hidden[c], task, lag, steps, tcfg, eval_n, forget_bias, engine)
+            r = train_one(c, hidden[c], task, lag, steps, tcfg, eval_n, forget_bias, engine, engine_options)
             log(f"  {c:<5} H={r['hidden']:<4} at lag {lag:>4}: accuracy {r['accuracy']:.3f}, test loss "
                 f"{r['eval_loss']:.3f} nats ({r['seconds']:.1f} s)")
             results.append(r)

@@ -165,5 +165,5 @@ def train(mcfg, tcfg, opts: dict, out, resume: bool = False, overrides: dict | N
           log=print, stop_at=None, engine: str = "numpy", engine_options: dict | None = None) -> dict:
     """Train an encoder-decoder on source/target pairs at tcfg.data into `out` (or resume the run there).
     opts: source_column, target_column, delimiter. Returns the last validation figures (val_exact, val_cer, ...)."""
-    return loop.train(prepare, mcfg, tcfg, out, engine, resume, overrides, opts, "seq2seq", "seq2seq", progress,
+    return loop.train(prepare, mcfg, tcfg, out, engine, resume, overrides, opts, "seq2seq", "seq2seq train", progress,
                       log, stop_at, engine_options)

@@ -195,8 +195,8 @@ def forward(params: dict, cfg, batch: dict, state, rng=None):
         feat = feat if drop is None else feat * drop
         return linear(feat, params["classifier.weight"], params["classifier.bias"]), None, (c, feat, drop, s)
     pre, init = "", None
-    if cfg.task == "lm":
-        s0 = state
+    if cfg.task == "lm":                                                       # no carried state: zeros
+        s0 = state if state is not None else zero_state(cfg, batch["x"].shape[0], params["decoder.weight"].dtype)
     else:
         pre = "dec." if cfg.task == "seq2seq" else ""
         s0, init = initial_state(params, cfg, batch, rng)

@@ -82,8 +82,10 @@ class Net(nn.Module):
         """Logits of batch b (tensors x, y, mask, src, src_mask, labels as the task has them) and the new state:
         (N, T, V) for lm/conditional/seq2seq, (N, C) for classify; the state is lm's carried state, else None."""
         task = self.cfg.task
-        if task == "lm":
-            return self.lm(b["x"], state)
+        if task == "lm":                                                       # no carried state: zeros
+            x = b["x"]
+            return self.lm(x, state if state is not None else zero_state(self.cfg, x.shape[0],
+                                                                         self.rnn.weight_hh_l0.dtype, x.device))
         if task == "classify":
             zero = zero_state(self.cfg, b["x"].shape[0], self.rnn.weight_hh_l0.dtype, b["x"].device)
             _, s = self.stack(b["x"], zero, b.get("mask"))
