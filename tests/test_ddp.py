@@ -103,6 +103,31 @@ def test_torchrun_cli_writes_once_and_resumes_with_another_process_count(tmp_pat
     assert steps == [2, 4, 4, 6, 8, 8], steps                    # each line once: rank 1 wrote nothing
 
 
+@pytest.mark.parametrize("command", ["classify", "seq2seq"])
+def test_torchrun_task_equals_one_process_on_the_same_global_batch(tmp_path, command):
+    """`torchrun -m rnnlab classify` (and `seq2seq train`) with 2 gloo processes, each training half of every
+    batch's rows, ends where one process ends on the same global batches: float32, 1e-6; only rank 0 wrote."""
+    from rnnlab.tasks import data as tables, synthetic
+    task, words = ("parity", ["classify"]) if command == "classify" else ("reverse", ["seq2seq", "train"])
+    table = tmp_path / "t.tsv"
+    tables.write_tsv(table, synthetic.HEADERS[task], synthetic.generate(task, 400, 0))
+    flags = ["--engine", "torch", "--device", "cpu", "--no-progress", "--data", table, "--cell", "lstm",
+             "--hidden-size", "12", "--num-layers", "2", "--batch-size", "8", "--optimizer", "sgd", "--lr", "0.5",
+             "--max-steps", "6", "--eval-every", "3", "--log-every", "3"]
+    proc = torchrun("-m", "rnnlab", *words, *flags, "--out", tmp_path / "ddp")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "DDP 2 processes (gloo)" in proc.stdout and proc.stdout.count("done: step 6") == 1, proc.stdout
+    one = subprocess.run([sys.executable, "-m", "rnnlab", *words, *map(str, flags), "--out", str(tmp_path / "one")],
+                         env=env(), capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert one.returncode == 0, one.stderr[-3000:]
+    a = snapshot.load(tmp_path / "ddp" / "latest.safetensors", command)
+    b = snapshot.load(tmp_path / "one" / "latest.safetensors", command)
+    assert a.step == b.step == 6
+    for k in b.params:
+        assert np.abs(a.params[k] - b.params[k]).max() <= 1e-6, k
+    assert a.extra["metrics"]["loss"] == pytest.approx(b.extra["metrics"]["loss"], abs=1e-5)
+
+
 def test_streams_that_do_not_divide_among_processes_are_a_user_error(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")

@@ -141,6 +141,13 @@ def run_dir(args, mcfg, task=None) -> str:
     return args.out or f"runs/{task + '-' if task else ''}{mcfg.cell}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def say(text: str) -> None:
+    """print() on the process that reports: rank 0 under torchrun (the others train in step, silently)."""
+    from ..engines import process_rank
+    if process_rank() == 0:
+        print(text)
+
+
 def need_data(tcfg):
     """The tables' commands have no embedded corpus: --data is required."""
     if not tcfg.data:

@@ -8,7 +8,7 @@ leaving it to core.py.
 from __future__ import annotations
 
 from ..errors import UserError
-from .args import configs, engine_options, need_data, progress, resume_overrides, run_dir, write_samples
+from .args import configs, engine_options, need_data, progress, resume_overrides, run_dir, say, write_samples
 
 
 def add_condition_flags(train_parser, sample_parser):
@@ -47,7 +47,7 @@ def train_conditional(args) -> bool:
         out = run_dir(args, mcfg, "conditional")
         conditional.train(mcfg, tcfg, {"condition_column": args.condition_column, "text_column": args.text_column,
                                        "delimiter": args.delimiter}, out, progress=progress(args), **engine)
-    print(f"done; sample with: rnnlab sample {out} --condition LABEL")
+    say(f"done; sample with: rnnlab sample {out} --condition LABEL")
     return True
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from ..config import ModelConfig, TrainConfig
 from ..errors import UserError
 from .args import (add_config_flags, add_engine, configs, engine_options, need_data, number, progress,
-                   resume_overrides, run_dir)
+                   resume_overrides, run_dir, say)
 
 # Each task's defaults (instead of the character model's); explicit flags win. Measured on 2 CPU cores.
 DEFAULTS = {
@@ -54,10 +54,10 @@ def cmd_classify(args):
             "max_len": args.max_len}
     res, out = _train_or_resume(args, "classify", train, opts)
     if "report" in res:
-        print(f"validation at step {res['step']} (latest.safetensors):\n{res['report']}")
+        say(f"validation at step {res['step']} (latest.safetensors):\n{res['report']}")
     if res.get("best"):
-        print(f"best validation accuracy {res['best'][0]:.4f} (best.safetensors, which predict uses)")
-    print(f"done: step {res['step']}; predict with: rnnlab predict {out} --text '...'")
+        say(f"best validation accuracy {res['best'][0]:.4f} (best.safetensors, which predict uses)")
+    say(f"done: step {res['step']}; predict with: rnnlab predict {out} --text '...'")
 
 
 def cmd_predict(args):
@@ -101,12 +101,12 @@ def cmd_seq2seq_train(args):
     opts = {"source_column": args.source_column, "target_column": args.target_column, "delimiter": args.delimiter}
     res, out = _train_or_resume(args, "seq2seq", train, opts)
     if "val_exact" in res:
-        print(f"validation at step {res['step']}: exact match {res['val_exact']:.4f}, character error rate "
+        say(f"validation at step {res['step']}: exact match {res['val_exact']:.4f}, character error rate "
               f"{res['val_cer']:.4f} (greedy)")
     if res.get("best"):
-        print(f"best: exact match {res['best'][0]:.4f}, character error rate {-res['best'][1]:.4f} "
+        say(f"best: exact match {res['best'][0]:.4f}, character error rate {-res['best'][1]:.4f} "
               f"(best.safetensors, which predict uses)")
-    print(f"done: step {res['step']}; predict with: rnnlab seq2seq predict {out} --text '...'")
+    say(f"done: step {res['step']}; predict with: rnnlab seq2seq predict {out} --text '...'")
 
 
 def cmd_seq2seq_predict(args):
