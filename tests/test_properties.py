@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from rnnlab import cells  # noqa: E402
 from rnnlab import snapshot
 from rnnlab.config import ModelConfig, TrainConfig
 from rnnlab.engines.numpy import layers
@@ -52,7 +53,7 @@ def test_bytes_to_ids_to_bytes(tmp_path, data, chunk):
 
 
 CONFIGS = st.fixed_dictionaries({
-    "cell": st.sampled_from(["rnn", "lstm", "gru"]), "hidden_size": st.integers(1, 9),
+    "cell": st.sampled_from(cells.NAMES), "hidden_size": st.integers(1, 9),
     "num_layers": st.integers(1, 3), "embed_dim": st.integers(0, 4), "dropout": st.sampled_from([0.0, 0.3]),
     "dtype": st.sampled_from(["float32", "float64"]), "optimizer": st.sampled_from(["sgd", "adagrad", "rmsprop", "adam"]),
     "momentum": st.sampled_from([0.0, 0.9]), "batch_size": st.integers(1, 3), "step": st.integers(0, 10**6),

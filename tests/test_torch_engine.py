@@ -7,6 +7,7 @@ torch = pytest.importorskip("torch")
 import numpy as np  # noqa: E402
 
 from helpers import word_corpus  # noqa: E402
+from rnnlab import cells  # noqa: E402
 from rnnlab import snapshot  # noqa: E402
 from rnnlab.cli import main  # noqa: E402
 from rnnlab.config import ModelConfig, TrainConfig  # noqa: E402
@@ -47,7 +48,7 @@ def engines(mcfg, tcfg):
 
 
 @pytest.mark.parametrize("embed_dim", [0, 5])
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", cells.NAMES)
 def test_forward_loss_state_and_every_gradient_match_numpy(cell, embed_dim):
     """Same weights, same batch, a non-zero carried state: logits, summed loss, final state and the gradient of
     every parameter agree to 1e-10 relative (they differ only in rounding order, ~1e-15)."""
@@ -95,7 +96,7 @@ def run_steps(engine, tcfg, steps, data, lr=None):
 DATA = np.random.default_rng(5).integers(0, 8, 3 * 4 * 6 + 1)        # three batches of 4 streams x 6 steps
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", cells.NAMES)
 def test_twenty_sgd_steps_give_the_same_losses(cell):
     mcfg = ModelConfig(cell=cell, vocab_size=8, hidden_size=10, num_layers=2)
     tcfg = TrainConfig(batch_size=4, seq_len=6, optimizer="sgd", lr=0.5, clip_norm=1.0, dtype="float64")

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from helpers import rnnlab, shakespeare, word_corpus
+from rnnlab import cells  # noqa: E402
 from rnnlab import snapshot
 from rnnlab.config import ModelConfig, TrainConfig
 from rnnlab.engines.numpy.engine import Engine
@@ -81,7 +82,7 @@ def _max_diff(a, b) -> float:
     return worst
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", cells.NAMES)
 def test_resume_is_bitwise_exact_float64(tmp_path, cell):
     """30 steps in one run equal 30 steps interrupted at three points (STOPS) and resumed, bit for bit (dropout
     RNG, carried hidden state, data position and optimiser state all restored)."""

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import cells
 from ..streams import split
 from ..text import embedded_corpus, read_text
 from ..vocab import Vocab
@@ -29,9 +30,6 @@ from ..vocab import Vocab
 ROOT = Path(__file__).resolve().parent.parent.parent          # the repository, when run from a clone
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 REFERENCE = ROOT.parent / "shared" / "reference" / "min_char_rnn.py"
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
-
-
 def corpus(path=None):
     """(vocab, train ids, val ids) of `path`, else tinyshakespeare when present, else the embedded corpus;
     validation is the last 10%, as everywhere in rnnlab."""
@@ -96,7 +94,7 @@ def flops_per_char(cell: str, vocab: int, hidden: int, layers: int) -> int:
     Forward per character: each layer's recurrent GEMM 2*G*H*H, the input projection 2*G*H*H of layers above the
     first, and the decoder 2*H*V. The first layer's one-hot input projection is counted as 0: it is a gather
     (a column of W_ih), whatever an engine actually computes for it."""
-    G, H = GATES[cell], hidden
+    G, H = cells.get(cell).gates, hidden
     fwd = layers * 2 * G * H * H + (layers - 1) * 2 * G * H * H + 2 * H * vocab
     return 3 * fwd
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import cells
 from ..config import ModelConfig, TrainConfig
 from ..engines import make_engine
 from ..sample import generate
@@ -36,8 +37,7 @@ def bare_torch_sampler(cell, V, H, L, k=1, chunk=100):
     step, under torch.no_grad(), PyTorch's default kernels (oneDNN on where it applies)."""
     import torch
     torch.manual_seed(0)
-    rnn = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](V, H, num_layers=L,
-                                                                                    batch_first=True).eval()
+    rnn = getattr(torch.nn, cells.get(cell).torch)(V, H, num_layers=L, batch_first=True).eval()   # nn.RNN/...
     dec = torch.nn.Linear(H, V).eval()
 
     def step():

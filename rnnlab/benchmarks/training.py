@@ -19,6 +19,7 @@ import sys
 
 import numpy as np
 
+from .. import cells
 from ..config import PRESETS, ModelConfig, TrainConfig
 from ..engines import make_engine
 from ..streams import Streams
@@ -63,8 +64,7 @@ def bare_torch_trainer(cell, V, H, L, N, T, ids):
     import torch
     import torch.nn.functional as F
     torch.manual_seed(0)
-    rnn = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](V, H, num_layers=L,
-                                                                                    batch_first=True)
+    rnn = getattr(torch.nn, cells.get(cell).torch)(V, H, num_layers=L, batch_first=True)   # nn.RNN/LSTM/GRU
     dec = torch.nn.Linear(H, V)
     params = list(rnn.parameters()) + list(dec.parameters())
     opt = torch.optim.Adam(params, lr=2e-3)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 
+from .. import cells
 from ..benchmarks import measure, quality, sampling, scaling, training
 from ..engines import torch_available
 from ..errors import UserError
@@ -64,17 +65,20 @@ def training_table(vocab, ids, engines, has_torch, configs, seconds, rounds, pea
           + " |")
     print("|---|---:|---:|---:|---:|" + "---:|" * (len(head) + (len(engines) if has_torch else 0) + len(head)))
     V = len(vocab)
-    for cell in ("rnn", "lstm", "gru"):
+    for cell in cells.NAMES:                 # every row of the table of cells; bare PyTorch where torch.nn has it
+        bare = has_torch and bool(cells.get(cell).torch)
         for H, L, N, T in configs:
             c = {f"{e} engine": measure.rate(training.engine_trainer(e, cell, V, H, L, N, T, ids)) for e in engines}
-            if has_torch:
+            if bare:
                 c["bare PyTorch"] = measure.rate(training.bare_torch_trainer(cell, V, H, L, N, T, ids))
             med = measure.alternate(c, seconds, rounds, f"{cell} H={H} L={L} B={N} T={T}")
             f = measure.flops_per_char(cell, V, H, L)
-            ratios = [f"{measure.ratio(med, f'{e} engine', 'bare PyTorch'):.2f}x" for e in engines if has_torch]
-            print(f"| {cell} | {H} | {L} | {N} | {T} | " + " | ".join(f"{med[h]:,.0f}" for h in head) + " | " +
-                  " | ".join(ratios) + " | " + " | ".join(_pct(med[h] * f / 1e9, peak) for h in head) + " |",
-                  flush=True)
+            ratios = [f"{measure.ratio(med, f'{e} engine', 'bare PyTorch'):.2f}x" if bare else "-"
+                      for e in engines if has_torch]
+            shown = [med.get(h) for h in head]
+            print(f"| {cell} | {H} | {L} | {N} | {T} | " + " | ".join(f"{r:,.0f}" if r else "-" for r in shown) +
+                  " | " + " | ".join(ratios) + " | " +
+                  " | ".join(_pct(r * f / 1e9, peak) if r else "-" for r in shown) + " |", flush=True)
 
 
 def paper_table(vocab, ids, seconds, rounds):
