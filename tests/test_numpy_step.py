@@ -78,8 +78,9 @@ def test_step_equals_forward_of_one_step(cell, embed_dim):
 
 
 @pytest.mark.parametrize("embed_dim", [0, 5])
-def test_lstm_step_with_prepared_weights_equals_forward(embed_dim):
-    cfg = ModelConfig(cell="lstm", vocab_size=11, hidden_size=7, num_layers=3, embed_dim=embed_dim)
+@pytest.mark.parametrize("cell", [c for c in NAMES if hasattr(model.cell_module(c), "prepare_step")])
+def test_step_with_prepared_weights_equals_forward(cell, embed_dim):
+    cfg = ModelConfig(cell=cell, vocab_size=11, hidden_size=7, num_layers=3, embed_dim=embed_dim)
     params = model.init_params(cfg, 0, np.float64)
     rng = np.random.default_rng(1)
     state = tuple(rng.standard_normal(s.shape) for s in model.zero_state(cfg, 4, np.float64))   # (L, K, H)

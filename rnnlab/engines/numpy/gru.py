@@ -11,12 +11,13 @@ Shapes: N streams, T steps, D input size, H hidden. Params p: "weight_ih" (3H, D
 "bias_ih" (3H,), "bias_hh" (3H,), gate k in rows k*H:(k+1)*H. State is the tuple (h,), h (N, H). x_t is (N, D)
 floats, or (N,) int ids meaning one-hot vectors of size D (then W_ih x_t is a column gather, see sequence.py).
 
-The file reads in two parts. First the step pair, the equations above as written (sequence.sequence_forward runs it
+The file reads in three parts. First the step pair, the equations above as written (sequence.sequence_forward runs it
 over T steps, with a padding mask if asked):
     step_forward(x_t, state, p) -> (state, cache)
     step_backward(dstate, cache) -> (dx_t or None for ids, dstate_prev, grads of this step keyed like p)
 Then forward/backward, the same maths fused over all T steps for speed (what training runs);
-tests/test_numpy_cells.py proves the two equal.
+tests/test_numpy_cells.py proves the two equal. Last, prepare_step/sample_step: one step with the weights laid out
+once, what sampling runs per character (tests/test_numpy_step.py holds it to forward).
 
     >>> rng = np.random.default_rng(0)
     >>> p = {"weight_ih": rng.normal(size=(6, 3)), "weight_hh": rng.normal(size=(6, 2)),
@@ -170,3 +171,31 @@ def backward(dout, dstateT, cache):
         "bias_hh": dgh2.sum(axis=0),                         # (3H,)
     }
     return (None if dx is None else dx.transpose(1, 0, 2)), (dh_next,), grads
+
+
+def prepare_step(p, one_hot):
+    """Weights laid out once for sample_step (sampling calls a step per character): (table, w_hh_t, b_hh).
+    One-hot input: table = W_ih^T + b_ih (D, 3H), one contiguous row per symbol; dense input: (W_ih^T, b_ih)."""
+    w_ih_t = np.ascontiguousarray(p["weight_ih"].T)
+    table = w_ih_t + p["bias_ih"] if one_hot else (w_ih_t, p["bias_ih"])
+    return table, np.ascontiguousarray(p["weight_hh"].T), p["bias_hh"]
+
+
+def sample_step(x, state, prep, out):
+    """step_forward for sampling with prepare_step's weights: x (K,) ids or (K, D) floats, state = (h_prev,), the
+    new h written into out = (h,). tests/test_numpy_step.py holds it to model.forward."""
+    table, w_hh_t, b_hh = prep
+    (h_prev,) = state
+    H = h_prev.shape[1]
+    gx = table[x] if x.ndim == 1 else x @ table[0] + table[1]   # (K, 3H) [xr, xz, xn]
+    gh = h_prev @ w_hh_t                                     # (K, 3H) [hr, hz, hn]
+    gh += b_hh
+    rz = gx[:, :2 * H] + gh[:, :2 * H]
+    sigmoid(rz, out=rz)                                      # r, z
+    n = gh[:, 2 * H:]
+    n *= rz[:, :H]
+    n += gx[:, 2 * H:]
+    np.tanh(n, out=n)                                        # n = tanh(xn + r * hn)
+    h = np.subtract(h_prev, n, out=out[0])
+    h *= rz[:, H:]
+    h += n                                                   # h = n + z * (h_prev - n)

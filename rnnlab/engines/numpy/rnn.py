@@ -9,12 +9,13 @@ Shapes: N streams, T steps, D input size, H hidden. Params p: "weight_ih" (H, D)
 "bias_ih" (H,), "bias_hh" (H,). State is the tuple (h,) with h (N, H). x_t is (N, D) floats, or (N,) int ids
 meaning one-hot vectors of size D (then W_ih x_t is a column gather, see sequence.py).
 
-The file reads in two parts. First the step pair, the equation above as written (sequence.sequence_forward runs it
+The file reads in three parts. First the step pair, the equation above as written (sequence.sequence_forward runs it
 over T steps, with a padding mask if asked):
     step_forward(x_t, state, p) -> (state, cache)
     step_backward(dstate, cache) -> (dx_t or None for ids, dstate_prev, grads of this step keyed like p)
 Then forward/backward, the same maths fused over all T steps for speed (what training runs);
-tests/test_numpy_cells.py proves the two equal.
+tests/test_numpy_cells.py proves the two equal. Last, prepare_step/sample_step: one step with the weights laid out
+once, what sampling runs per character (tests/test_numpy_step.py holds it to forward).
 
     >>> rng = np.random.default_rng(0)
     >>> p = {"weight_ih": rng.normal(size=(4, 3)), "weight_hh": rng.normal(size=(4, 4)),
@@ -126,3 +127,21 @@ def backward(dout, dstateT, cache):
         "bias_hh": db_ih.copy(),                             # (H,) the same sum: both biases enter a_t alike
     }
     return dx, (dh_next,), grads
+
+
+def prepare_step(p, one_hot):
+    """Weights laid out once for sample_step (sampling calls a step per character): (table, w_hh_t).
+    One-hot input: table = W_ih^T + b_ih + b_hh (D, H), one contiguous row per symbol; dense input: table =
+    (W_ih^T (D, H), b_ih + b_hh). w_hh_t = W_hh^T (H, H), contiguous."""
+    b = p["bias_ih"] + p["bias_hh"]
+    w_ih_t = np.ascontiguousarray(p["weight_ih"].T)
+    return (w_ih_t + b if one_hot else (w_ih_t, b)), np.ascontiguousarray(p["weight_hh"].T)
+
+
+def sample_step(x, state, prep, out):
+    """step_forward for sampling with prepare_step's weights: x (K,) ids or (K, D) floats, state = (h_prev,), the
+    new h written into out = (h,). tests/test_numpy_step.py holds it to model.forward."""
+    table, w_hh_t = prep
+    a = state[0] @ w_hh_t                                    # (K, H)
+    a += table[x] if x.ndim == 1 else x @ table[0] + table[1]
+    np.tanh(a, out=out[0])                                   # h_t = tanh(W_xh x_t + W_hh h_{t-1} + b_h)
