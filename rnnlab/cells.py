@@ -7,12 +7,14 @@ the third and last place that names it; config, CLI, both engines, checkpoints, 
 it, so a new cell is one NumPy file, one torch implementation and one row here.
 
 Each row is plain data:
-    gates       G: the recurrent weights are (G*H, D) and (G*H, H), gate blocks stacked in PyTorch's order
+    gates       G: the layer's weights are (G*H, D) and (G*H, H), gate blocks stacked in PyTorch's order
     state       the names of the state arrays carried between steps, each (L, N, H): ("h",) or ("h", "c")
     torch       the torch.nn layer with the same parameters (e.g. "LSTM" for nn.LSTM), or "" when PyTorch has
                 none and rnnlab/engines/torch/cells.py implements the step
     cpu_train   the engine that trains it faster on a CPU (measured: bench/RESULTS.md); --engine auto reads it
     help        one line for --help
+    params      the names of one layer's parameters: weight_ih (G*H, D), weight_hh (G*H, H), bias_ih and bias_hh
+                (G*H,); a cell without a recurrent weight (h_{t-1} only in an elementwise recurrence) lists fewer
 
     >>> CELLS["lstm"].gates, CELLS["lstm"].state
     (4, ('h', 'c'))
@@ -36,6 +38,13 @@ class Cell:
     torch: str
     cpu_train: str
     help: str
+    params: tuple = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+    def shapes(self, D: int, H: int) -> dict:
+        """name -> shape of one layer's parameters, for input size D and hidden size H."""
+        G = self.gates
+        known = {"weight_ih": (G * H, D), "weight_hh": (G * H, H), "bias_ih": (G * H,), "bias_hh": (G * H,)}
+        return {n: known[n] for n in self.params}
 
 
 CELLS = {c.name: c for c in (

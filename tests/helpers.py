@@ -78,17 +78,20 @@ def numpy_cell(name: str):
 
 
 def cell_params(cell, D, H, rng, dtype=None, scale=0.6) -> dict:
-    """Random p = {"weight_ih" (G*H, D), "weight_hh" (G*H, H), "bias_ih" (G*H,), "bias_hh" (G*H,)}."""
+    """Random p = {"weight_ih" (G*H, D), "weight_hh" (G*H, H), "bias_ih" (G*H,), "bias_hh" (G*H,)}, the names
+    the cell's row of rnnlab.cells lists."""
     import numpy as np
-    G = cell.GATES
-    shapes = {"weight_ih": (G * H, D), "weight_hh": (G * H, H), "bias_ih": (G * H,), "bias_hh": (G * H,)}
+    from rnnlab import cells
+    shapes = cells.get(cell.__name__.rsplit(".", 1)[-1]).shapes(D, H)
     return {k: (scale * rng.standard_normal(s)).astype(dtype or np.float64) for k, s in shapes.items()}
 
 
 def cell_state(cell, N, H, rng, dtype=None) -> tuple:
-    """A random state tuple: STATE_SIZE arrays (N, H)."""
+    """A random state tuple: one array (N, H) per state name of the cell's row of rnnlab.cells."""
     import numpy as np
-    return tuple((0.5 * rng.standard_normal((N, H))).astype(dtype or np.float64) for _ in range(cell.STATE_SIZE))
+    from rnnlab import cells
+    n = len(cells.get(cell.__name__.rsplit(".", 1)[-1]).state)
+    return tuple((0.5 * rng.standard_normal((N, H))).astype(dtype or np.float64) for _ in range(n))
 
 
 def cell_input(ids, shape, D, rng, dtype=None):

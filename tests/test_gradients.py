@@ -34,7 +34,7 @@ def test_norms_equal_central_differences(cell):
     cfg, params, seqs = setup(cell)
     x, target = seqs[:, :-1], seqs[:, -1]
     N, T = x.shape
-    mod, p = model.cell_module(cell), model.layer_params(params, 0)
+    mod, p = model.cell_module(cell), model.layer_params(params, cfg, 0)
     W, b = params["decoder.weight"], params["decoder.bias"]
     zeros = tuple(np.zeros((N, cfg.hidden_size)) for _ in range(mod.STATE_SIZE))
 

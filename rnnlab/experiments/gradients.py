@@ -80,7 +80,7 @@ def grad_norms(params: dict, cfg, seqs: np.ndarray, loss: str = "xent", seed: in
         x_top = model.stack_forward(params, replace(cfg, num_layers=top), x, tuple(s[:top] for s in state0))[0]
     else:                                                        # or the ids (their embeddings)
         x_top = params["encoder.weight"][x] if cfg.embed_dim else x
-    p = model.layer_params(params, top)
+    p = model.layer_params(params, cfg, top)
     # The top layer, one step_forward at a time, keeping each step's cache for step_backward.
     state, steps = tuple(s[top] for s in state0), []
     for t in range(T):

@@ -46,19 +46,17 @@ def cell_module(name: str):
     return importlib.import_module(f"{__package__}.{name}")
 
 
-def layer_params(params: dict, k: int, prefix: str = "") -> dict:
-    """The four arrays of layer k, under the names the cell functions use."""
-    return {n: params[f"{prefix}rnn.{n}_l{k}"] for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+def layer_params(params: dict, cfg, k: int, prefix: str = "") -> dict:
+    """The arrays of layer k (weight_ih, weight_hh, bias_ih, bias_hh: those cfg's cell has), under the names the
+    cell functions use."""
+    return {n: params[f"{prefix}rnn.{n}_l{k}"] for n in cells.get(cfg.cell).params}
 
 
 def _stack_shapes(cfg) -> dict:
-    H, G = cfg.hidden_size, cells.get(cfg.cell).gates
+    H, row = cfg.hidden_size, cells.get(cfg.cell)
     shapes = {"encoder.weight": (cfg.vocab_size, cfg.embed_dim)} if cfg.embed_dim else {}
     for k in range(cfg.num_layers):
-        shapes[f"rnn.weight_ih_l{k}"] = (G * H, cfg.input_size if k == 0 else H)
-        shapes[f"rnn.weight_hh_l{k}"] = (G * H, H)
-        shapes[f"rnn.bias_ih_l{k}"] = (G * H,)
-        shapes[f"rnn.bias_hh_l{k}"] = (G * H,)
+        shapes.update({f"rnn.{n}_l{k}": s for n, s in row.shapes(cfg.input_size if k == 0 else H, H).items()})
     return shapes
 
 
@@ -132,7 +130,7 @@ def stack_forward(params: dict, cfg, ids, state0: tuple, mask=None, rng=None, pr
     x = emb[ids] if emb is not None else ids                                   # (N, T, D), or ids meaning one-hot
     caches, finals = [], []
     for k in range(cfg.num_layers):
-        p, s0 = layer_params(params, k, prefix), tuple(s[k] for s in state0)    # s0: each (N, H)
+        p, s0 = layer_params(params, cfg, k, prefix), tuple(s[k] for s in state0)    # s0: each (N, H)
         if mask is None:
             out, sT, c = cell.forward(x, s0, p)                                # (N, T, H)
         else:
@@ -154,7 +152,7 @@ def stack_backward(dout, dstateT, params: dict, cfg, cache):
     cell = cell_module(cfg.cell)
     ids, mask, caches, prefix = cache
     N, T = ids.shape
-    dtype = params[prefix + "rnn.weight_hh_l0"].dtype
+    dtype = params[prefix + "rnn.weight_ih_l0"].dtype
     dx = np.zeros((N, T, cfg.hidden_size), dtype) if dout is None else dout    # (N, T, H)
     grads, dstate0 = {}, [None] * cfg.num_layers
     for k in reversed(range(cfg.num_layers)):
@@ -176,7 +174,7 @@ def initial_state(params: dict, cfg, batch: dict, rng=None):
     """(state, cache) a task's decoder starts from: seq2seq's encoding of batch["src"] (the encoder's true last
     state), conditional's rows of cond.weight for batch["labels"] laid out [state][layer][unit]."""
     if cfg.task == "seq2seq":
-        zero = zero_state(cfg, batch["src"].shape[0], params["enc.rnn.weight_hh_l0"].dtype)
+        zero = zero_state(cfg, batch["src"].shape[0], params["enc.rnn.weight_ih_l0"].dtype)
         _, state, cache = stack_forward(params, cfg, batch["src"], zero, batch.get("src_mask"), rng, "enc.")
         return state, cache
     labels, L, H = batch["labels"], cfg.num_layers, cfg.hidden_size

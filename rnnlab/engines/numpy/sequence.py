@@ -132,12 +132,12 @@ def sequence_forward(cell, x, state0, p, mask=None):
     one (up to the BLAS's own batch-size-dependent rounding), whatever junk the padded steps compute.
     """
     x = check_ids(x, p["weight_ih"].shape[1]) if is_ids(x) else np.asarray(x)
-    dtype = p["weight_hh"].dtype
+    dtype = p["weight_ih"].dtype
     N, T = x.shape[:2]
     if mask is not None and np.shape(mask) != (N, T):
         raise ValueError(f"mask must have the shape (N, T) = {(N, T)} of the input, got {np.shape(mask)}")
     state = tuple(np.asarray(s, dtype=dtype) for s in state0)     # each (N, H)
-    out = np.empty((N, T, p["weight_hh"].shape[1]), dtype)        # (N, T, H)
+    out = np.empty((N, T, state[0].shape[1]), dtype)             # (N, T, H)
     steps = [None] * T
     for t in range(T):
         new, steps[t] = cell.step_forward(x[:, t], state, p)
@@ -158,7 +158,7 @@ def sequence_backward(cell, dout, dstateT, cache):
     padded step passes its state gradient to s_{t-1} untouched and adds nothing to dx or to the weight grads.
     """
     steps, mask, ids, state_size, (N, T, H), p = cache
-    dtype = p["weight_hh"].dtype
+    dtype = p["weight_ih"].dtype
     dout = np.asarray(dout, dtype=dtype)
     if dstateT is None:
         dstate = tuple(np.zeros((N, H), dtype) for _ in range(state_size))

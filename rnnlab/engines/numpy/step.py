@@ -21,7 +21,7 @@ def step(params: dict, cfg, ids: np.ndarray, state: tuple, prefix: str = ""):
     x = emb[ids] if emb is not None else ids                          # (K, D), or (K,) ids meaning one-hot
     new_state = []
     for k in range(cfg.num_layers):
-        s, _ = cell.step_forward(x, tuple(st[k] for st in state), layer_params(params, k, prefix))
+        s, _ = cell.step_forward(x, tuple(st[k] for st in state), layer_params(params, cfg, k, prefix))
         new_state.append(s)
         x = s[0]                                                       # (K, H)
     logits = linear(x, params[prefix + "decoder.weight"], params[prefix + "decoder.bias"])   # (K, V)
@@ -36,7 +36,7 @@ def has_fast_step(cfg) -> bool:
 def prepare_fast_step(params: dict, cfg, prefix: str = ""):
     """The cell's weights laid out once for fast_step (see lstm.prepare_step), plus the decoder transposed."""
     cell = cell_module(cfg.cell)
-    layers = [cell.prepare_step(layer_params(params, k, prefix), one_hot=(k == 0 and not cfg.embed_dim))
+    layers = [cell.prepare_step(layer_params(params, cfg, k, prefix), one_hot=(k == 0 and not cfg.embed_dim))
               for k in range(cfg.num_layers)]
     dec_t = np.ascontiguousarray(params[prefix + "decoder.weight"].T)                  # (H, V)
     return cell, layers, dec_t, params[prefix + "decoder.bias"], params.get(prefix + "encoder.weight")

@@ -4,7 +4,8 @@ plain loop over a step function, for cells it lacks.
 `make_rnn(cfg, input_size)` reads rnnlab.cells: a row whose `torch` names an nn layer ("LSTM") gets that layer;
 a row with torch == "" gets StepRNN over the function of the same name in this module,
 
-    step(x_t, state, w_ih, w_hh, b_ih, b_hh) -> new state tuple      x_t (N, D), each state entry (N, H)
+    step(x_t, state, *weights) -> new state tuple      x_t (N, D), each state entry (N, H); the weights in the
+                                                       order of the row's params (weight_ih, weight_hh, bias_ih, bias_hh)
 
 with nn.RNN's parameter names (weight_ih_l{k} (G*H, D), weight_hh_l{k} (G*H, H), bias_ih_l{k}, bias_hh_l{k}), so a
 checkpoint moves between engines unchanged. Autograd differentiates the loop; the NumPy file of the cell is the
@@ -38,17 +39,15 @@ class StepRNN(nn.Module):
         super().__init__()
         self.step = getattr(sys.modules[__name__], name)
         self.num_layers, self.dropout = num_layers, dropout
-        G, H = cells.get(name).gates, hidden_size
+        self.names = cells.get(name).params
         for k in range(num_layers):
-            D = input_size if k == 0 else H
-            for n, shape in (("weight_ih", (G * H, D)), ("weight_hh", (G * H, H)), ("bias_ih", (G * H,)),
-                             ("bias_hh", (G * H,))):
+            for n, shape in cells.get(name).shapes(input_size if k == 0 else hidden_size, hidden_size).items():
                 self.register_parameter(f"{n}_l{k}", nn.Parameter(torch.zeros(shape)))   # values come from init
 
     def forward(self, x, state: tuple, mask=None):
         finals = []
         for k in range(self.num_layers):
-            w = [getattr(self, f"{n}_l{k}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            w = [getattr(self, f"{n}_l{k}") for n in self.names]
             s, outs = tuple(st[k] for st in state), []
             for t in range(x.shape[1]):
                 new = self.step(x[:, t], s, *w)

@@ -59,7 +59,7 @@ class Net(nn.Module):
 
     def stack(self, ids, state: tuple, mask=None):
         """ids (N, T) -> top layer's outputs after dropout (N, T, H) and the final state tuple of (L, N, H)."""
-        dtype = self.rnn.weight_hh_l0.dtype
+        dtype = self.rnn.weight_ih_l0.dtype
         x = self.encoder(ids) if self.cfg.embed_dim else one_hot(ids, self.cfg.vocab_size, dtype)   # (N, T, D)
         out, new = run_rnn(self.rnn, x, state, mask)
         return self.drop(out), new
@@ -72,7 +72,7 @@ class Net(nn.Module):
     def initial_state(self, b: dict) -> tuple:
         """The state a task's decoder starts from: seq2seq's encoding of b["src"], conditional's label rows."""
         if self.cfg.task == "seq2seq":
-            zero = zero_state(self.cfg, b["src"].shape[0], self.dec.rnn.weight_hh_l0.dtype, b["src"].device)
+            zero = zero_state(self.cfg, b["src"].shape[0], self.dec.rnn.weight_ih_l0.dtype, b["src"].device)
             return self.enc.stack(b["src"], zero, b.get("src_mask"))[1]
         L, H, N = self.cfg.num_layers, self.cfg.hidden_size, b["labels"].shape[0]
         e = self.cond(b["labels"]).view(N, -1, L, H)                           # (N, S, L, H)
@@ -85,9 +85,9 @@ class Net(nn.Module):
         if task == "lm":                                                       # no carried state: zeros
             x = b["x"]
             return self.lm(x, state if state is not None else zero_state(self.cfg, x.shape[0],
-                                                                         self.rnn.weight_hh_l0.dtype, x.device))
+                                                                         self.rnn.weight_ih_l0.dtype, x.device))
         if task == "classify":
-            zero = zero_state(self.cfg, b["x"].shape[0], self.rnn.weight_hh_l0.dtype, b["x"].device)
+            zero = zero_state(self.cfg, b["x"].shape[0], self.rnn.weight_ih_l0.dtype, b["x"].device)
             _, s = self.stack(b["x"], zero, b.get("mask"))
             return self.classifier(self.drop(s[0][-1])), None                 # (N, C) from the top layer's h_T
         dec = self.dec if task == "seq2seq" else self
