@@ -3,7 +3,7 @@
     .venv/bin/python bench/gpu_check.py [--steps 200] [--hidden-size 512] [--num-layers 2]
 
 For fp32 and then bf16 autocast it trains the default-sized LSTM (N=64, T=100) for --steps steps on CUDA through
-rnnlab.train.train (exactly what `rnnlab train --engine torch --device cuda --precision P` runs), then checks:
+rnnlab.lm.train (exactly what `rnnlab train --engine torch --device cuda --precision P` runs), then checks:
   - every logged loss is finite and the last is well below the first (it learned);
   - the fp32 checkpoint evaluates on CUDA to the NumPy engine's value on the CPU (within 0.02 nats/char:
     cuDNN may use TF32 tensor cores, so not to the last digit);
@@ -36,7 +36,7 @@ from rnnlab import snapshot  # noqa: E402
 from rnnlab.config import ModelConfig, TrainConfig  # noqa: E402
 from rnnlab.engines import make_engine  # noqa: E402
 from rnnlab.sample import generate  # noqa: E402
-from rnnlab.train import evaluate_ids, train  # noqa: E402
+from rnnlab.lm import evaluate_ids, train  # noqa: E402
 
 FAILURES = []
 

@@ -89,7 +89,9 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 1337
     dtype: str = "float32"
-    max_bad_steps: int = 10      # stop after this many non-finite steps in a row
+    max_bad_steps: int = 10      # stop after this many bad steps in a row (non-finite, or the loss exploding)
+    max_loss_ratio: float = 3.0  # a step whose loss is above this many times the run's first loss is exploding
+    patience: int = 0            # stop after this many evaluations without improvement; 0 = off
 
     def __post_init__(self):
         _check(self.encoding in ENCODINGS, f"--encoding must be one of {', '.join(ENCODINGS)}")
@@ -118,6 +120,9 @@ class TrainConfig:
         _check(self.log_every >= 1, f"--log-every must be >= 1, got {self.log_every}")
         _check(self.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)}")
         _check(self.max_bad_steps >= 1, f"--max-bad-steps must be >= 1, got {self.max_bad_steps}")
+        _check(self.max_loss_ratio == 0 or self.max_loss_ratio > 1,
+               f"--max-loss-ratio must be > 1 (0 = off), got {self.max_loss_ratio}")
+        _check(self.patience >= 0, f"--patience must be >= 0 (0 = off), got {self.patience}")
         _check(self.seed >= 0, f"--seed must be >= 0, got {self.seed}")
 
     def time_spent(self, seconds: float) -> bool:
@@ -146,6 +151,31 @@ PRESETS = {
                               schedule="cosine", schedule_by="time", min_lr_frac=0.02, max_time=75.0,
                               max_steps=10 ** 9, dtype="float32", eval_every=250),
 }
+
+
+# What a resumed run keeps whatever the flags say: the fields that define its network and its data's encoding (and
+# the seed its initialisation and data order come from). Every other field may change on --resume (a change of
+# course: a lower lr, another schedule, dropout, batch size, a new text), and is recorded in the run's history.
+FIXED_ON_RESUME = ("cell", "vocab_size", "hidden_size", "num_layers", "embed_dim", "task", "num_labels", "dtype",
+                   "seed", "encoding")
+
+
+def split_changes(mcfg, tcfg, changes: dict):
+    """(ModelConfig, TrainConfig, {field: [old, new]} of what really changed) after applying `changes`, a dict of
+    field -> value for either config. A UserError for a field in FIXED_ON_RESUME that would change."""
+    fixed = sorted(k for k, v in changes.items() if k in FIXED_ON_RESUME and v != _get(mcfg, tcfg, k))
+    if fixed:
+        raise UserError(f"{', '.join('--' + k.replace('_', '-') for k in fixed)} cannot change when resuming: it "
+                        f"defines the run's network or data; start a new run, or fine-tune this one with "
+                        f"rnnlab train --init-from RUN --out NEW")
+    changed = {k: [_get(mcfg, tcfg, k), v] for k, v in changes.items() if v != _get(mcfg, tcfg, k)}
+    mnames = {f.name for f in dataclasses.fields(ModelConfig)}
+    return (dataclasses.replace(mcfg, **{k: v for k, v in changes.items() if k in mnames}),
+            dataclasses.replace(tcfg, **{k: v for k, v in changes.items() if k not in mnames}), changed)
+
+
+def _get(mcfg, tcfg, name):
+    return getattr(mcfg, name) if hasattr(mcfg, name) else getattr(tcfg, name)
 
 
 def to_dict(cfg) -> dict:

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from . import progress as progress_mod
 from . import schedule, snapshot
-from .config import replace
+from .config import replace, split_changes
 from .engines import make_engine, process_rank
 from .errors import UserError
 from .run import Clock, Interrupted, RunDir, Signals
@@ -55,18 +57,6 @@ class Setup:
     init: Callable | None = None   # params -> params: a change to a fresh run's initialisation (NumPy arrays)
 
 
-@dataclass
-class Progress:
-    """Where a run stands: everything a checkpoint stores besides the configs."""
-    params: object
-    opt_state: object
-    state: object              # the lm's carried state; None for the task shapes
-    step: int = 0
-    best: list | None = None   # the best evaluation score so far
-    rng: np.random.Generator = field(default_factory=np.random.default_rng)
-    trained: float = 0.0       # seconds of training over the whole run
-
-
 def _quiet(*args, **kwargs):
     pass
 
@@ -74,50 +64,53 @@ def _quiet(*args, **kwargs):
 def train(prepare, mcfg, tcfg, out, engine: str = "numpy", resume: bool = False, overrides: dict | None = None,
           opts: dict | None = None, task: str = "lm", command: str = "train", progress=None, log=print,
           stop_at: int | None = None, engine_options: dict | None = None) -> dict:
-    """Train into run directory `out` (or, resume=True, continue the run there: then the configs and opts come
-    from its checkpoint and `overrides` may change its budget or data). prepare(mcfg, tcfg, opts, snap, run) ->
-    Setup loads the task's data. `stop_at` ends this invocation after that step with a checkpoint, as an
-    interruption would, without touching the config. Returns the last evaluation's figures with "step", "loss" (the
-    last step's), "best" (the best score), "latest" (the checkpoint's path), "ran" (False when the budget was
-    already spent) and "info" (the task's metadata). Raises UserError for bad input."""
+    """Train into run directory `out`, or (resume=True) continue the run there: its configs and opts come from its
+    checkpoint and `overrides` (field -> value) change its course (rnnlab.progress). prepare(mcfg, tcfg, opts,
+    snap, run) -> Setup loads the task's data. `stop_at` ends this invocation after that step with a checkpoint,
+    as an interruption would. Returns the last evaluation's figures with "step", "loss" (the last step's), "best"
+    (the best score), "latest" (the checkpoint's path), "ran" (False when the budget was already spent) and "info"
+    (the task's metadata). Raises UserError for bad input, a run that diverges, a folder another run holds."""
     main = process_rank() == 0
     log = log if main else _quiet
     with RunDir(out, resume, main) as run:
-        snap = None
+        snap, changed = None, {}
         if resume:
             snap = snapshot.load(run.latest, task)
             snapshot.check_resumable(snap, run.latest)
-            mcfg, tcfg, opts = snap.mcfg, replace(snap.tcfg, **(overrides or {})), snap.extra.get("options", opts)
-        setup = prepare(mcfg, tcfg, opts, snap, run)
+            mcfg, tcfg, changed = split_changes(snap.mcfg, snap.tcfg, _absolute(overrides or {}))
+            opts = snap.extra.get("options", opts)
+        else:
+            tcfg = replace(tcfg, **_absolute({"data": tcfg.data}))
+        setup = _prepare(prepare, mcfg, tcfg, opts, snap, run, command)
         eng = make_engine(engine, setup.mcfg, tcfg, **(engine_options or {}))
-        p = _start(eng, setup, tcfg, snap, run)
+        p = progress_mod.start(eng, setup, tcfg, snap, run, changed)
         n = sum(int(np.prod(a.shape)) for a in p.params.values())
         m = setup.mcfg
         log(f"rnnlab {command}: engine {eng.name} ({eng.device}, {tcfg.dtype}) | {m.cell} H={m.hidden_size} "
             f"L={m.num_layers} V={m.vocab_size} ({n:,} params) | {setup.describe} | N={tcfg.batch_size}"
             f"{' T=%d' % tcfg.seq_len if setup.job.passes else ''} {tcfg.optimizer} lr={tcfg.lr:g} | "
             f"{'resuming at step %d, ' % p.step if snap else ''}run dir {out}")
-        return {**_fit(run, eng, setup, tcfg, p, progress, log, stop_at, command), "info": setup.info}
+        if changed:
+            log("changed on resume: " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()))
+        rows = [{"step": p.step, "changed": changed}] if changed else []
+        return {**_fit(run, eng, setup, tcfg, p, progress, log, stop_at, command, rows), "info": setup.info}
 
 
-def _start(engine, setup: Setup, tcfg, snap, run: RunDir) -> Progress:
-    """A fresh run's starting point (seeded initialisation), or the checkpoint's, bit for bit."""
-    carries = bool(setup.job.passes)
-    if snap is None:
-        params = engine.init_params(tcfg.seed)
-        if setup.init is not None:
-            params = engine.load_params(setup.init(engine.export(params)))
-        return Progress(params, engine.init_opt_state(params), engine.zero_state(tcfg.batch_size) if carries else None,
-                        rng=np.random.default_rng(tcfg.seed + 1))
-    rng = np.random.default_rng()
-    rng.bit_generator.state = snap.rng_state
-    run.truncate_metrics(snap.step)
-    best = snap.extra.get("best_score")
-    if best is None and snap.best_val is not None:
-        best = [-snap.best_val]
-    return Progress(engine.load_params(snap.params), engine.load_opt_state(snap.opt_state),
-                    engine.load_state(snap.state) if carries else None, snap.step, best, rng,
-                    run.saved_seconds(snap.extra))
+def _absolute(changes: dict) -> dict:
+    """A data path made absolute, so that the run resumes from any working directory."""
+    data = changes.get("data")
+    return {**changes, "data": str(Path(data).resolve())} if data else changes
+
+
+def _prepare(prepare, mcfg, tcfg, opts, snap, run, command):
+    """prepare(), with the way out when a resumed run's data has moved."""
+    try:
+        return prepare(mcfg, tcfg, opts, snap, run)
+    except UserError:
+        if snap is None or not tcfg.data or Path(tcfg.data).exists():
+            raise
+        raise UserError(f"the run's data {tcfg.data} is not there any more (moved, renamed or deleted); continue "
+                        f"with: rnnlab {command} --resume {run.path} --data ITS_NEW_PATH") from None
 
 
 def _diverged(what: str, step: int, lr: float, run: RunDir) -> UserError:
@@ -125,13 +118,13 @@ def _diverged(what: str, step: int, lr: float, run: RunDir) -> UserError:
                      f"lower --lr or set --clip-norm. Last good checkpoint: {run.last_good()}")
 
 
-def _fit(run: RunDir, engine, setup: Setup, tcfg, p: Progress, progress, log, stop_at, command) -> dict:
+def _fit(run: RunDir, engine, setup: Setup, tcfg, p, progress, log, stop_at, command, pending) -> dict:
     from tqdm import tqdm
     job, main = setup.job, run.main
     bar = tqdm(total=None if tcfg.schedule_by == "time" else tcfg.max_steps, initial=p.step,
                disable=(not progress or not main) if progress is not None else (None if main else True),
                dynamic_ncols=True, unit="step", file=sys.stderr)
-    pending, bad, last, val, m = [], 0, {}, {}, {"loss": float("nan")}
+    bad, last, val, m = 0, {}, {}, {"loss": float("nan")}
     clock, start = Clock(p.trained), p.step
     window = (p.trained, p.step)
     with Signals() as sig:
@@ -141,15 +134,10 @@ def _fit(run: RunDir, engine, setup: Setup, tcfg, p: Progress, progress, log, st
             lr = schedule.learning_rate(tcfg, p.step, p.trained)
             m, new_state = engine.train_step(p.params, p.opt_state, job.batch(p.step), p.state, lr, p.rng)
             p.step += 1
+            bad = _bad_step(m, p, tcfg, bad, lr, run, pending, log)
             if not m["ok"]:
-                bad += 1
-                pending.append({"step": p.step, "skipped": True, "loss": None, "grad_norm": None})
-                log(f"step {p.step}: non-finite loss or gradient; update skipped ({bad} in a row)")
-                if bad >= tcfg.max_bad_steps:
-                    run.append(pending)
-                    raise _diverged(f"{bad} non-finite steps in a row", p.step, lr, run)
                 continue
-            p.state, bad = (new_state if job.passes else None), 0
+            p.state = new_state if job.passes else None
             bar.update(1)
             p.trained = clock.seconds()
             if engine.world_size > 1:        # every process takes the slowest clock: equal learning rates, and
@@ -160,7 +148,8 @@ def _fit(run: RunDir, engine, setup: Setup, tcfg, p: Progress, progress, log, st
                 pending.append(last)
                 bar.set_postfix(loss=f"{m['loss']:.3f}", refresh=False)
             out_of_time = tcfg.time_spent(p.trained) or p.step == stop_at
-            if p.step % tcfg.eval_every == 0 or p.step == tcfg.max_steps or out_of_time or sig.caught:
+            end = out_of_time or p.step == tcfg.max_steps
+            if (p.step % tcfg.eval_every == 0 or end or sig.caught) and not bad:   # never save a model mid-explosion
                 with clock.paused():                  # evaluation and checkpoints are not training time
                     val = _evaluate(run, engine, setup, tcfg, p, m, lr, last, clock, pending,
                                     bar.write if main else log)
@@ -170,19 +159,54 @@ def _fit(run: RunDir, engine, setup: Setup, tcfg, p: Progress, progress, log, st
                     log(f"stopped at step {p.step}; checkpoint {run.latest}; continue with: "
                         f"rnnlab {command} --resume {run.path}")
                     raise Interrupted(sig.caught)
-                if out_of_time:
+                if out_of_time or (tcfg.patience and p.stale >= tcfg.patience):
                     break
+            elif end and bad:
+                run.append(pending)
+                raise _diverged(f"the loss ({m['loss']:.4g} nats) is still above --max-loss-ratio "
+                                f"{tcfg.max_loss_ratio:g} x its first ({p.first_loss:.4g})", p.step, lr, run)
     bar.close()
     run.append(pending)
-    if p.step == start:
-        log(f"nothing to do: the run has reached its budget (step {p.step} of --max-steps {tcfg.max_steps}, "
-            f"{p.trained:.0f} s of --max-time {tcfg.max_time:g}); to go on: rnnlab {command} --resume {run.path} "
-            f"--max-steps N or --max-time S")
+    _closing(p, start, tcfg, run, command, log)
     return {**val, "step": p.step, "loss": m["loss"], "best": p.best, "latest": str(run.latest),
             "ran": p.step > start}
 
 
-def _row(job: Job, p: Progress, m: dict, lr: float, window) -> dict:
+def _bad_step(m: dict, p, tcfg, bad: int, lr, run: RunDir, pending: list, log) -> int:
+    """Count a run of bad steps: a non-finite loss or gradient (the engine skipped the update), or a loss above
+    --max-loss-ratio times the run's first (char-rnn's rule: such a run has exploded and will not come back).
+    max_bad_steps in a row stop the run with a one-line error naming the last good checkpoint."""
+    if m["ok"] and p.first_loss is None:
+        p.first_loss = m["loss"]
+    exploding = m["ok"] and tcfg.max_loss_ratio and m["loss"] > tcfg.max_loss_ratio * p.first_loss
+    if m["ok"] and not exploding:
+        return 0
+    bad += 1
+    if not m["ok"]:
+        pending.append({"step": p.step, "skipped": True, "loss": None, "grad_norm": None})
+        log(f"step {p.step}: non-finite loss or gradient; update skipped ({bad} in a row)")
+    else:
+        pending.append({"step": p.step, "exploding": True, "loss": m["loss"], "grad_norm": m["grad_norm"]})
+    if bad >= tcfg.max_bad_steps:
+        run.append(pending)
+        what = (f"{bad} non-finite steps in a row" if not m["ok"] else
+                f"the loss ({m['loss']:.4g} nats) above --max-loss-ratio {tcfg.max_loss_ratio:g} x its first "
+                f"({p.first_loss:.4g}) for {bad} steps in a row")
+        raise _diverged(what, p.step, lr, run)
+    return bad
+
+
+def _closing(p, start: int, tcfg, run: RunDir, command: str, log) -> None:
+    if p.step == start:
+        log(f"nothing to do: the run has reached its budget (step {p.step} of --max-steps {tcfg.max_steps}, "
+            f"{p.trained:.0f} s of --max-time {tcfg.max_time:g}); to go on: rnnlab {command} --resume {run.path} "
+            f"--max-steps N or --max-time S")
+    elif tcfg.patience and p.stale >= tcfg.patience:
+        log(f"stopped early at step {p.step}: no better validation score in {p.stale} evaluations (--patience "
+            f"{tcfg.patience}); the best model is {run.best}")
+
+
+def _row(job: Job, p, m: dict, lr: float, window) -> dict:
     """The metrics row of this step; the rate counts the steps and training seconds since the last row."""
     rate = job.items * (p.step - window[1]) / max(p.trained - window[0], 1e-9)
     row = {"step": p.step, "loss": m["loss"]}
@@ -191,7 +215,7 @@ def _row(job: Job, p: Progress, m: dict, lr: float, window) -> dict:
     return {**row, "lr": lr, "grad_norm": m["grad_norm"], job.rate: round(rate, 1), "time": round(p.trained, 3)}
 
 
-def _evaluate(run: RunDir, engine, setup: Setup, tcfg, p: Progress, m, lr, last, clock, pending, write) -> dict:
+def _evaluate(run: RunDir, engine, setup: Setup, tcfg, p, m, lr, last, clock, pending, write) -> dict:
     """Validate, log, write latest (and best when the score improved); returns the evaluation's figures."""
     val = setup.job.evaluate(engine, p.params)
     row = {"step": p.step, "time": round(p.trained, 3), "wall": round(clock.wall(), 3)}
@@ -199,24 +223,13 @@ def _evaluate(run: RunDir, engine, setup: Setup, tcfg, p: Progress, m, lr, last,
     if val:
         score = val["score"]
         improved = all(map(math.isfinite, score)) and (p.best is None or score > p.best)
-        p.best = score if improved else p.best
+        p.best, p.stale = (score, 0) if improved else (p.best, p.stale + 1)
         write(f"step {p.step}: train {m['loss']:.4f}  {val['line']}{'  (best)' if improved else ''}")
         row.update({k: v for k, v in val.items() if k not in ("line", "score")})
     pending.append(row)
     try:
-        run.save(lambda path: _write(path, engine, setup, tcfg, p, last), improved)
+        run.save(lambda path: progress_mod.write(path, engine, setup, tcfg, p, last), improved)
     except snapshot.NonFinite as e:    # finite loss and gradient, yet the update overflowed the weights
         raise _diverged(str(e), p.step, lr, run) from None
     run.append(pending)
     return {k: v for k, v in val.items() if k not in ("line", "score")}
-
-
-def _write(path, engine, setup: Setup, tcfg, p: Progress, metrics: dict) -> None:
-    """One checkpoint of the run as it stands; snapshot.NonFinite when a weight is not (the update overflowed)."""
-    best_val = -p.best[0] if p.best and setup.mcfg.task == "lm" else None
-    extra = {**setup.info, "task": setup.mcfg.task, "engine": engine.name, "metrics": metrics,
-             "best_score": p.best, "train_seconds": round(p.trained, 3)}
-    state = engine.export_state(p.state) if p.state is not None else ()
-    snapshot.save(path, snapshot.Snapshot(setup.mcfg, tcfg, setup.vocab, engine.export(p.params),
-                                          engine.export(p.opt_state), state, p.step, best_val,
-                                          p.rng.bit_generator.state, extra), engine.state_names)

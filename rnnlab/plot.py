@@ -4,7 +4,7 @@ Every experiment writes its numbers as CSV first, so nothing depends on matplotl
 same numbers with the Agg backend (no display needed) or, without matplotlib, returns None and the caller prints
 PLOT_HINT. `rnnlab plot RUN_DIR` draws a run's training and validation loss from its metrics.jsonl:
 
-    training lines   {"step": 100, "loss": 2.31, ...}        (rnnlab.train, every --log-every steps)
+    training lines   {"step": 100, "loss": 2.31, ...}        (rnnlab.loop, every --log-every steps)
     evaluation lines {"step": 200, "val_loss": 2.05, ...}     (every --eval-every steps)
     skipped steps    {"step": 7, "skipped": true, "loss": null}   ignored here
 

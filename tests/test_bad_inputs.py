@@ -20,7 +20,7 @@ import pytest
 from helpers import ROOT, assert_user_error, rnnlab
 from rnnlab import cli, snapshot
 from rnnlab.config import ModelConfig, TrainConfig
-from rnnlab.train import train
+from rnnlab.lm import train
 
 TINY = ("--cell", "rnn", "--hidden-size", 8, "--batch-size", 2, "--seq-len", 8, "--max-steps", 2, "--eval-every", 2,
         "--no-progress")

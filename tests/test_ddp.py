@@ -23,7 +23,7 @@ from rnnlab import snapshot  # noqa: E402
 from rnnlab.config import ModelConfig, TrainConfig  # noqa: E402
 from rnnlab.engines import make_engine  # noqa: E402
 from rnnlab.errors import UserError  # noqa: E402
-from rnnlab.train import train  # noqa: E402
+from rnnlab.lm import train  # noqa: E402
 
 
 def free_port() -> int:
@@ -99,7 +99,9 @@ def test_torchrun_cli_writes_once_and_resumes_with_another_process_count(tmp_pat
     assert a.step == b.step == 8
     for k in b.params:
         assert np.abs(a.params[k] - b.params[k]).max() <= 1e-6, k
-    steps = [json.loads(ln)["step"] for ln in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(ln) for ln in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["changed"] for r in rows if "changed" in r] == [{"max_steps": [4, 8]}]   # the resume's one change
+    steps = [r["step"] for r in rows if "changed" not in r]
     assert steps == [2, 4, 4, 6, 8, 8], steps                    # each line once: rank 1 wrote nothing
 
 

@@ -13,7 +13,7 @@ from rnnlab import cli, snapshot
 from rnnlab.config import ModelConfig, TrainConfig
 from rnnlab.engines.numpy import model
 from rnnlab.errors import UserError
-from rnnlab.train import train
+from rnnlab.lm import train
 
 MCFG = ModelConfig(cell="gru", hidden_size=8)
 

@@ -20,7 +20,7 @@ import pytest
 from helpers import ROOT, assert_user_error
 from rnnlab import checkpoint, cli
 from rnnlab.config import ModelConfig, TrainConfig
-from rnnlab.train import train
+from rnnlab.lm import train
 
 
 @pytest.fixture(scope="module")

@@ -116,7 +116,7 @@ def test_both_engines_train_it_alike(toy_cell, task):
 def test_the_loop_trains_and_checkpoints_it(toy_cell, tmp_path):
     from helpers import word_corpus
     from rnnlab import snapshot
-    from rnnlab.train import train
+    from rnnlab.lm import train
     data = word_corpus(tmp_path, 2000)
     res = train(ModelConfig(cell=toy_cell, hidden_size=8), TrainConfig(data=str(data), batch_size=4, seq_len=8, max_steps=6,
                 eval_every=3, lr=0.01), tmp_path / "run", progress=False, log=lambda *a: None)

@@ -112,7 +112,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     assert "is a classify checkpoint" in user_error(capsys, "sample", run_dir)
     assert "not in the vocabulary" in user_error(capsys, "predict", run_dir, "--text", "10x1")
     assert "--text TEXT" in user_error(capsys, "predict", run_dir)
-    assert "cannot change when resuming" in user_error(capsys, "classify", "--resume", run_dir, "--lr", "1")
+    assert "cannot change when resuming" in user_error(capsys, "classify", "--resume", run_dir, "--hidden-size", "9")
+    assert "cannot be given with --resume" in user_error(capsys, "classify", "--resume", run_dir, "--out", run_dir)
     assert tree_digest(run_dir) == before
     # a character model is refused by the task commands, with the right command named
     lm = _lm_run(tmp_path, capsys)

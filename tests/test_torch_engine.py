@@ -19,7 +19,7 @@ from rnnlab.engines.torch.model import loss_sum  # noqa: E402
 from rnnlab.sample import generate  # noqa: E402
 from rnnlab.streams import Streams  # noqa: E402
 from rnnlab.vocab import Vocab  # noqa: E402
-from rnnlab.train import train  # noqa: E402
+from rnnlab.lm import train  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -10,7 +10,7 @@ from rnnlab import snapshot
 from rnnlab.config import ModelConfig, TrainConfig
 from rnnlab.engines.numpy.engine import Engine
 from rnnlab.sample import generate, pick
-from rnnlab.train import train
+from rnnlab.lm import train
 from rnnlab.vocab import Vocab
 
 
@@ -133,6 +133,8 @@ def test_time_budget_counts_training_only_and_carries_over_a_resume(tmp_path):
     assert 1.0 <= first < 1.5
     train(None, None, run, resume=True, overrides={"max_time": 1.6}, progress=False, log=quiet)
     after = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()][len(rows):]
+    assert after[0]["changed"] == {"max_time": [1.0, 1.6]}           # the change of budget, one line
+    after = after[1:]
     assert after and min(r["time"] for r in after) >= first         # the clock went on, not from 0
     done = snapshot.load(run / "latest.safetensors")
     assert 1.6 <= done.extra["train_seconds"] < 2.1

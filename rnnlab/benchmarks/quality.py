@@ -3,7 +3,7 @@ otherwise) for a budget of training seconds, exactly as `rnnlab train --preset P
 the validation curve (nats/char on the last 10% of the text against training seconds) next to the reference points
 of issue 5 and, optionally, next to the plain PyTorch script of rnnlab.benchmarks.plain run here on the same budget.
 
-The clock is the training loop's own (rnnlab.train): it starts after the text is encoded and the model built, and
+The clock is the training loop's own (rnnlab.loop): it starts after the text is encoded and the model built, and
 stops while evaluating and writing checkpoints, as the plain script's does; the curve also shows the wall seconds.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from ..config import PRESETS, ModelConfig, TrainConfig
-from ..train import train
+from ..lm import train
 
 # Reference points from issue 5 (measured by the issue's author on 2 AVX-512 cores, not here), nats/char on the
 # validation split. The plain PyTorch script measured in this run (--plain) is the comparison to trust.

@@ -39,7 +39,7 @@ def _configs(cell, V, H, L, N, T, preset=None):
 
 def engine_trainer(engine_name, cell, V, H, L, N, T, ids, preset=None):
     """A step function training rnnlab's `engine_name` engine through Engine.train_step, the state carried from
-    batch to batch and reset at each pass, exactly as rnnlab.train does (minus logging and checkpoints)."""
+    batch to batch and reset at each pass, exactly as rnnlab.loop does (minus logging and checkpoints)."""
     mcfg, tcfg = _configs(cell, V, H, L, N, T, preset)
     engine = make_engine(engine_name, mcfg, tcfg, device="cpu")
     streams = Streams(ids, tcfg.batch_size, tcfg.seq_len)

@@ -38,7 +38,12 @@ HELP = {
                 "checkpoint writes are not counted (0 = no limit)",
     "eval_every": "validate and checkpoint every N steps", "log_every": "log training metrics every N steps",
     "seed": "random seed (initialisation and dropout)", "dtype": "float32 or float64",
-    "max_bad_steps": "stop after this many non-finite steps in a row",
+    "max_bad_steps": "stop after this many bad steps in a row: a non-finite loss or gradient (the update is "
+                     "skipped), or a loss above --max-loss-ratio times the run's first",
+    "max_loss_ratio": "a step whose loss is above this many times the run's first loss is a bad step: a run "
+                      "that explodes stops instead of ending 'done' with a useless model (char-rnn's rule: 3; "
+                      "0 = off)",
+    "patience": "stop early after this many evaluations without a better validation score (0 = off)",
 }
 CHOICES = {"cell": NAMES, "optimizer": ("sgd", "adagrad", "rmsprop", "adam"),
            "schedule": ("constant", "step", "cosine"), "schedule_by": ("steps", "time"),
@@ -46,8 +51,6 @@ CHOICES = {"cell": NAMES, "optimizer": ("sgd", "adagrad", "rmsprop", "adam"),
            "encoding": ("utf-8", "bytes")}
 # Model fields that the data and the command fill in, never a flag: V, which network, how many labels.
 FROM_DATA = ("vocab_size", "task", "num_labels")
-# The config flags a resumed run may change; the run's own config fixes every other one.
-RESUME_OVERRIDES = ("max_steps", "max_time", "eval_every", "log_every", "data")
 
 
 class Parser(argparse.ArgumentParser):
@@ -118,17 +121,16 @@ def engine_options(args) -> dict:
 
 
 def resume_overrides(args) -> dict:
-    """The budget flags a resume may change (RESUME_OVERRIDES, given explicitly); any other explicit config flag,
-    --preset or --out is a UserError, since a resumed run keeps its own config and directory."""
+    """The config flags given explicitly with --resume: a change of course (lr, schedule, clipping, dropout, batch
+    size, budget, a new --data, ...), checked against the run's config when it is read (config.split_changes).
+    --preset and --out are a UserError: a resumed run keeps its folder, and a preset would rebuild the network."""
     names = {f.name for c in (ModelConfig, TrainConfig) for f in dataclasses.fields(c)}
-    fixed = sorted(n for n in names if getattr(args, n, None) is not None and n not in RESUME_OVERRIDES)
-    preset, out = getattr(args, "preset", None), getattr(args, "out", None)
-    if fixed or preset or out:
-        bad = [f"--{n.replace('_', '-')}" for n in fixed] + (["--preset"] if preset else []) + \
-              (["--out"] if out else [])
-        raise UserError(f"{', '.join(bad)} cannot change when resuming (the run's own config is used); only "
-                        f"{', '.join('--' + n.replace('_', '-') for n in RESUME_OVERRIDES)} may")
-    return {n: getattr(args, n) for n in RESUME_OVERRIDES if getattr(args, n, None) is not None}
+    bad = [flag for flag, given in (("--preset", getattr(args, "preset", None)), ("--out", getattr(args, "out", None)))
+           if given]
+    if bad:
+        raise UserError(f"{', '.join(bad)} cannot be given with --resume: the run keeps its own folder and "
+                        f"network; change its course with the config flags (e.g. --lr), or start a new run")
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
 def progress(args):

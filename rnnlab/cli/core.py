@@ -32,8 +32,13 @@ def add_train(sub):
                                    "a cache) to the run directory. Ctrl-C or SIGTERM checkpoints and exits 130/143; "
                                    "a second Ctrl-C exits at once.")
     t.add_argument("--out", help="run directory (default: runs/<cell>-<date>-<time>)")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped; "
-                   "only --max-steps, --max-time, --eval-every, --log-every and --data may change")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR where it stopped; config flags "
+                   "given with it change its course (e.g. --lr, --schedule, --dropout, --batch-size, --max-steps, "
+                   "--data: a text in the run's alphabet), each change logged; the network's own flags (--cell, "
+                   "--hidden-size, ...) cannot change")
+    t.add_argument("--init-from", metavar="RUN_OR_CHECKPOINT", help="fine-tune: a new run (--out) that starts "
+                   "from this trained model's weights, on --data (new characters get new rows); the network is "
+                   "the source's, the optimiser fresh, every other flag this run's own")
     t.add_argument("--preset", choices=sorted(PRESETS), help="paper: the paper's rnn, H=100, T=25, batch 1, "
                    "Adagrad lr 0.1, clip +-5, float64. shakespeare: the recommended CPU recipe for ~1 MB of text "
                    "and 10 minutes (lstm H=512, embedding 64, dropout 0.2, N=32, T=64, Adam 5e-3 on a cosine over "
@@ -94,13 +99,23 @@ def add_subcommands(sub):
 
 
 def cmd_train(args):
-    from ..train import train
+    from ..lm import train
     if args.resume:
+        if args.init_from:
+            raise UserError("--resume continues a run, --init-from starts a new one from a trained model: give one")
         train(None, None, args.resume, args.engine, resume=True, overrides=resume_overrides(args),
               engine_options=engine_options(args), progress=progress(args))
         return
     mcfg, tcfg = configs(args)
-    train(mcfg, tcfg, run_dir(args, mcfg), args.engine, progress=progress(args), engine_options=engine_options(args))
+    if args.init_from:
+        from .. import finetune
+        if args.preset:
+            raise UserError("--preset sets the network, which --init-from takes from its source; give the "
+                            "training flags one by one")
+        flags = {k: getattr(args, k) for k in finetune.ARCHITECTURE + ("dropout",) if getattr(args, k) is not None}
+        mcfg = finetune.model_config(finetune.load_source(args.init_from).mcfg, flags)
+    train(mcfg, tcfg, run_dir(args, mcfg), args.engine, progress=progress(args), engine_options=engine_options(args),
+          init_from=args.init_from)
 
 
 def _load(path, which, engine_name, engine_options=None, job="eval"):
@@ -118,7 +133,7 @@ def cmd_sample(args):
 
 def cmd_eval(args):
     from ..text import read_text
-    from ..train import evaluate_ids
+    from ..lm import evaluate_ids
     snap, engine, params = _load(args.path, args.which, args.engine, engine_options(args))
     data = read_text(args.data, snap.vocab.encoding)
     ids = snap.vocab.encode(data, unknown=args.unknown)
