@@ -168,7 +168,8 @@ def split_changes(mcfg, tcfg, changes: dict):
         raise UserError(f"{', '.join('--' + k.replace('_', '-') for k in fixed)} cannot change when resuming: it "
                         f"defines the run's network or data; start a new run, or fine-tune this one with "
                         f"rnnlab train --init-from RUN --out NEW")
-    changed = {k: [_get(mcfg, tcfg, k), v] for k, v in changes.items() if v != _get(mcfg, tcfg, k)}
+    order = [f.name for c in (ModelConfig, TrainConfig) for f in dataclasses.fields(c)]   # the configs' order
+    changed = {k: [_get(mcfg, tcfg, k), changes[k]] for k in order if k in changes and changes[k] != _get(mcfg, tcfg, k)}
     mnames = {f.name for f in dataclasses.fields(ModelConfig)}
     return (dataclasses.replace(mcfg, **{k: v for k, v in changes.items() if k in mnames}),
             dataclasses.replace(tcfg, **{k: v for k, v in changes.items() if k not in mnames}), changed)

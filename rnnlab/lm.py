@@ -18,7 +18,7 @@ from .config import ModelConfig, TrainConfig, replace
 from .engines import process_rank
 from .errors import UserError
 from .streams import Streams, split
-from .text import embedded_corpus
+from .text import embedded_corpus, iter_chunks
 from .vocab import Vocab, build_vocab_streaming, encode_file, load_ids
 
 LN2 = math.log(2.0)
@@ -95,6 +95,26 @@ def evaluate_ids(engine, params, ids, seq_len: int = 256) -> float:
         loss, state = engine.evaluate(params, {"x": x, "y": y}, state)
         total += loss
     return total / n
+
+
+def evaluate_stream(engine, params, vocab, path, unknown: str = "error", seq_len: int = 256,
+                    chunk_bytes: int = ENCODE_CHUNK):
+    """(mean nats per character, characters predicted) of the text file at `path`, read in chunk_bytes pieces:
+    evaluate_ids over the whole file as one stream, the state carried across chunks, so memory stays flat in the
+    file's size. Characters outside the vocabulary are a UserError, or dropped with unknown="skip"."""
+    state, total, n, prev = engine.zero_state(1), 0.0, 0, None
+    for chunk in iter_chunks(path, vocab.encoding, chunk_bytes):
+        ids = np.asarray(vocab.encode(chunk, unknown=unknown), dtype=np.int64)
+        seq = ids if prev is None else np.concatenate([[prev], ids])      # the last id predicts the next chunk
+        for start in range(0, len(seq) - 1, seq_len):
+            stop = min(start + seq_len, len(seq) - 1)
+            loss, state = engine.evaluate(params, {"x": seq[None, start:stop], "y": seq[None, start + 1:stop + 1]},
+                                          state)
+            total, n = total + loss, n + stop - start
+        prev = seq[-1] if len(seq) else prev
+    if n < 1:
+        raise UserError(f"{path} has fewer than 2 characters the model knows; there is nothing to predict")
+    return total / n, n
 
 
 def _val_streams(val_ids, tcfg):

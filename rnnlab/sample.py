@@ -93,44 +93,64 @@ def check_settings(length, num_samples, seed, temperature, top_k, top_p) -> None
 
 class _Writer:
     """The K texts being generated: symbols -> text (bytes vocabularies decoded as UTF-8 as they complete),
-    streamed to on_text(k, piece)."""
+    streamed to on_text(k, piece). With `stop`, a sample ends just before the first occurrence of that string in
+    what it generates (the prime excluded): the last len(stop) - 1 characters are held back until they can't be
+    the start of it."""
 
-    def __init__(self, vocab, K: int, on_text):
-        self.vocab, self.on_text, self.texts = vocab, on_text, [[] for _ in range(K)]
+    def __init__(self, vocab, K: int, on_text, stop: str = ""):
+        self.vocab, self.on_text, self.stop = vocab, on_text, stop
+        self.texts, self.held, self.done = [[] for _ in range(K)], [""] * K, np.zeros(K, bool)
         self.decoders = [codecs.getincrementaldecoder("utf-8")(errors="replace") for _ in range(K)] \
             if vocab.encoding == "bytes" else None
 
-    def put(self, k: int, s: str) -> None:
+    def put(self, k: int, s: str, generated: bool = True) -> None:
+        if not s or self.done[k]:
+            return
+        if self.stop and generated:
+            s = self.held[k] + s
+            cut = s.find(self.stop)
+            if cut >= 0:
+                s, self.done[k] = s[:cut], True
+            keep = 0 if self.done[k] else min(len(s), len(self.stop) - 1)
+            s, self.held[k] = s[:len(s) - keep], s[len(s) - keep:]
         if s:
             self.texts[k].append(s)
             if self.on_text:
                 self.on_text(k, s)
 
-    def emit(self, ids) -> None:
+    def emit(self, ids, generated: bool = True) -> None:
         for k, i in enumerate(ids):
             sym = self.vocab.symbols[int(i)]
-            self.put(k, self.decoders[k].decode(bytes([sym])) if self.decoders else sym)
+            self.put(k, self.decoders[k].decode(bytes([sym])) if self.decoders else sym, generated)
 
     def close(self) -> list:
-        for k, d in enumerate(self.decoders or ()):
-            self.put(k, d.decode(b"", final=True))
+        for k in range(len(self.texts)):
+            tail = self.decoders[k].decode(b"", final=True) if self.decoders else ""
+            held, self.held[k] = self.held[k], ""
+            self.put(k, tail)
+            if not self.done[k] and held:               # no stop string came: what was held back is text
+                self.texts[k].append(held)
+                if self.on_text:
+                    self.on_text(k, held)
         return ["".join(t) for t in self.texts]
 
 
 def generate(engine, params, vocab, prime: str = "", length: int = 200, num_samples: int = 1, seed: int = 0,
              temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, argmax: bool = False,
-             unknown: str = "error", on_text=None, start=None) -> list:
+             unknown: str = "error", on_text=None, start=None, stop: str = "") -> list:
     """Generate `num_samples` continuations of `prime`, `length` symbols each. Returns the texts (prime included).
 
     on_text(k, s), if given, is called with each new piece of text of sample k as soon as it exists (streaming).
     `start` = (state, line_id) begins every sample from that engine state with line_id read first, and returns a
     sample to it whenever it writes line_id (a conditional model: each line from its label's state); without it
-    the state starts at zeros and the prime (or a newline) is read first. Same seed, settings, engine -> same text.
+    the state starts at zeros and the prime (or a newline) is read first. `stop`: a sample ends just before the
+    first occurrence of this string in what it generates (--length stays the most it writes); generation ends when
+    every sample has stopped. Same seed, settings, engine -> same text.
     Raises UserError for out-of-range settings and for prime characters the vocabulary lacks."""
     check_settings(length, num_samples, seed, temperature, top_k, top_p)
     rng = np.random.default_rng(seed)
     prime_ids = encode_prime(vocab, prime, unknown)
-    K, out = num_samples, _Writer(vocab, num_samples, on_text)
+    K, out = num_samples, _Writer(vocab, num_samples, on_text, stop or "")
     if start is None:
         state, feed, restart = engine.zero_state(K), prime_ids or [default_start(vocab)], None
     else:
@@ -141,10 +161,12 @@ def generate(engine, params, vocab, prime: str = "", length: int = 200, num_samp
     for i in feed:                                # run the prime through the network, one symbol at a time
         logits, state = engine.step(params, np.full(K, i, dtype=np.int64), state)
     for i in prime_ids:
-        out.emit([i] * K)
+        out.emit([i] * K, generated=False)
     for _ in range(length):
         ids = pick(logits, rng, temperature, top_k, top_p, argmax)
         out.emit(ids)
+        if out.done.all():
+            break
         logits, state = engine.step(params, ids.astype(np.int64), state)
         if restart is not None and (ids == line).any():       # back to the line's start
             logits, state = _restart(engine, ids == line, restart, (logits, state))

@@ -151,7 +151,8 @@ def test_resume_refuses_a_different_vocabulary(tmp_path):
     other = tmp_path / "other.txt"
     other.write_text(data.read_text() + "XYZ", encoding="utf-8")
     proc = rnnlab("train", "--resume", tmp_path / "run", "--data", other, "--max-steps", 10)
-    assert proc.returncode == 2 and "differs" in proc.stderr and "'X'" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "never seen" in proc.stderr and "'X'" in proc.stderr, proc.stderr
+    assert "--init-from" in proc.stderr
 
 
 def _tiny_model(tmp_path):

@@ -156,6 +156,41 @@ def need_data(tcfg):
         raise UserError("--data FILE is required: a CSV or TSV table (make one with `rnnlab synth TASK --out FILE`)")
 
 
+def read_prime(args) -> str:
+    """--prime, or the text of --prime-file (- for standard input); both at once is a UserError."""
+    if getattr(args, "prime_file", None) is None:
+        return args.prime
+    if args.prime:
+        raise UserError("give the prime with --prime TEXT or --prime-file FILE, not both")
+    if args.prime_file == "-":
+        return sys.stdin.read()
+    from ..text import read_text
+    return read_text(args.prime_file)
+
+
+def text_output(vocab) -> None:
+    """Make stdout able to print every symbol of `vocab`. A stream whose encoding can't (a cp1252 console,
+    PYTHONIOENCODING, Windows redirecting to a file) gets UTF-8 when it is a file or a pipe, and '?' for the
+    characters it lacks, with one warning on stderr, when it is a terminal (which shows what it can)."""
+    stream = sys.stdout
+    enc = getattr(stream, "encoding", None) or "utf-8"
+    text = "".join(vocab.symbols) if vocab.encoding == "utf-8" else ""     # bytes models print UTF-8 text
+    try:
+        text.encode(enc)
+        if vocab.encoding == "utf-8" or enc.lower().replace("-", "") in ("utf8", "utf_8"):
+            return
+    except (UnicodeEncodeError, LookupError):
+        pass
+    if not hasattr(stream, "reconfigure"):
+        return
+    if stream.isatty():
+        stream.reconfigure(errors="replace")
+        sys.stderr.write(f"warning: this terminal's encoding ({enc}) lacks some of the model's characters; they "
+                         f"show as '?' (redirect to a file for UTF-8)\n")
+    else:
+        stream.reconfigure(encoding="utf-8")
+
+
 def write_samples(generate, num_samples):
     """Print what `generate(on_text)` produces: one sample streams to stdout as it is made (on_text(k, piece)),
     several are printed after each other under `--- sample k ---` (on_text is None then)."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from ..config import PRESETS, ModelConfig, TrainConfig
 from ..errors import UserError
-from .args import (add_config_flags, add_engine, configs, engine_options, number, progress, resume_overrides,
-                   run_dir, write_samples)
+from .args import (add_config_flags, add_engine, configs, engine_options, number, progress, read_prime,
+                   resume_overrides, run_dir, text_output, write_samples)
 
 
 def add_hello(sub):
@@ -61,6 +61,10 @@ def add_sample(sub):
     s.add_argument("--which", choices=("best", "latest"), default="best", help="checkpoint in a run directory "
                    "(default: best)")
     s.add_argument("--prime", default="", help="text to start from (default: a newline)")
+    s.add_argument("--prime-file", metavar="FILE", help="read the prime from FILE (- for standard input): any "
+                   "length, any characters the model knows")
+    s.add_argument("--stop", metavar="STRING", help="end each sample just before the first STRING it writes "
+                   "(e.g. a blank line: --stop $'\\n\\n'); --length stays the most it writes")
     s.add_argument("--length", type=number(int), default=500, help="characters to generate (default: 500)")
     s.add_argument("--temperature", type=number(float), default=1.0, help="softmax temperature; 0 = argmax")
     s.add_argument("--top-k", type=number(int), default=0, help="sample from the k most likely (0 = all)")
@@ -125,22 +129,19 @@ def _load(path, which, engine_name, engine_options=None, job="eval"):
 
 def cmd_sample(args):
     from ..sample import generate
+    prime = read_prime(args)
     snap, engine, params = _load(args.path, args.which, args.engine, engine_options(args), job="sample")
-    write_samples(lambda on_text: generate(engine, params, snap.vocab, args.prime, args.length, args.num_samples,
+    text_output(snap.vocab)
+    write_samples(lambda on_text: generate(engine, params, snap.vocab, prime, args.length, args.num_samples,
                                            args.seed, args.temperature, args.top_k, args.top_p, args.argmax,
-                                           args.unknown, on_text), args.num_samples)
+                                           args.unknown, on_text, stop=args.stop or ""), args.num_samples)
 
 
 def cmd_eval(args):
-    from ..text import read_text
-    from ..lm import evaluate_ids
+    from ..lm import evaluate_stream
     snap, engine, params = _load(args.path, args.which, args.engine, engine_options(args))
-    data = read_text(args.data, snap.vocab.encoding)
-    ids = snap.vocab.encode(data, unknown=args.unknown)
-    if len(ids) < 2:
-        raise UserError(f"{args.data} has fewer than 2 known characters; there is nothing to predict")
-    nats = evaluate_ids(engine, params, ids)
-    print(f"{args.data}: {nats:.4f} nats/char, {nats / 0.6931471805599453:.4f} bits/char over {len(ids) - 1:,} "
+    nats, n = evaluate_stream(engine, params, snap.vocab, args.data, args.unknown)
+    print(f"{args.data}: {nats:.4f} nats/char, {nats / 0.6931471805599453:.4f} bits/char over {n:,} "
           f"predicted characters (checkpoint step {snap.step}, engine {engine.name})")
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from ..config import ModelConfig, TrainConfig
 from ..errors import UserError
 from .args import (add_config_flags, add_engine, configs, engine_options, need_data, number, progress,
-                   resume_overrides, run_dir, say)
+                   resume_overrides, run_dir, say, text_output)
 
 # Each task's defaults (instead of the character model's); explicit flags win. Measured on 2 CPU cores.
 DEFAULTS = {
@@ -80,6 +80,7 @@ def cmd_predict(args):
             texts, truth = data.read_table(args.data, cols, args.delimiter)["text"], None
         texts = [cut(t) for t in texts]
     seqs = data.encode_all(run.vocab, texts, "text to classify", args.unknown)
+    text_output(run.vocab)
     probs = classify.predict_proba(engine, params, seqs)
     for t, p in zip(texts, probs):
         best = int(p.argmax())
@@ -130,6 +131,7 @@ def cmd_seq2seq_predict(args):
         except UserError:
             sources = data.read_table(args.data, cols, args.delimiter)["source"]
     seqs = data.encode_all(run.vocab, sources, "source", args.unknown)
+    text_output(run.vocab)
     max_len = args.max_len or 2 * run.extra["max_target_len"] + 10
     preds = seq2seq.decode(engine, params, run.vocab, seqs, max_len, args.beam)
     for s, p in zip(sources, preds):

@@ -51,7 +51,7 @@ def line_losses(engine, params, labels, x, y, mask) -> np.ndarray:
 
 def generate(engine, params, vocab, labels, label: str, prime: str = "", length: int = 200, num_samples: int = 1,
              seed: int = 0, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, argmax: bool = False,
-             unknown: str = "error", on_text=None) -> list:
+             unknown: str = "error", on_text=None, stop: str = "") -> list:
     """`num_samples` texts of `length` characters written as `label` (after `prime`, which is included).
     Every line starts from the label's state (rnnlab.sample.generate with start=). on_text(k, s) streams each new
     piece of sample k. Raises UserError for a label the model does not know."""
@@ -61,7 +61,7 @@ def generate(engine, params, vocab, labels, label: str, prime: str = "", length:
     check_settings(length, num_samples, seed, temperature, top_k, top_p)
     state = engine.initial_state(params, {"labels": np.full(num_samples, labels.index(label))})
     return generate_text(engine, params, vocab, prime, length, num_samples, seed, temperature, top_k, top_p, argmax,
-                         unknown, on_text, start=(state, vocab.symbols.index(NL)))
+                         unknown, on_text, start=(state, vocab.symbols.index(NL)), stop=stop)
 
 
 def _table(tcfg, opts: dict, snap):
