@@ -152,7 +152,7 @@ def _fit(run: RunDir, engine, setup: Setup, tcfg, p, progress, log, stop_at, com
             if (p.step % tcfg.eval_every == 0 or end or sig.caught) and not bad:   # never save a model mid-explosion
                 with clock.paused():                  # evaluation and checkpoints are not training time
                     val = _evaluate(run, engine, setup, tcfg, p, m, lr, last, clock, pending,
-                                    bar.write if main else log)
+                                    bar.write if main and not bar.disable else log)
                     pending = []
                 if sig.caught:
                     bar.close()
