@@ -64,7 +64,7 @@ def bare_torch_trainer(cell, V, H, L, N, T, ids):
     import torch
     import torch.nn.functional as F
     torch.manual_seed(0)
-    rnn = getattr(torch.nn, cells.get(cell).torch)(V, H, num_layers=L, batch_first=True)   # nn.RNN/LSTM/GRU
+    rnn = getattr(torch.nn, cells.get(cell).nn_layer)(V, H, num_layers=L, batch_first=True)   # nn.RNN/LSTM/GRU
     dec = torch.nn.Linear(H, V)
     params = list(rnn.parameters()) + list(dec.parameters())
     opt = torch.optim.Adam(params, lr=2e-3)

@@ -66,7 +66,7 @@ def training_table(vocab, ids, engines, has_torch, configs, seconds, rounds, pea
     print("|---|---:|---:|---:|---:|" + "---:|" * (len(head) + (len(engines) if has_torch else 0) + len(head)))
     V = len(vocab)
     for cell in cells.NAMES:                 # every row of the table of cells; bare PyTorch where torch.nn has it
-        bare = has_torch and bool(cells.get(cell).torch)
+        bare = has_torch and bool(cells.get(cell).nn_layer)
         for H, L, N, T in configs:
             c = {f"{e} engine": measure.rate(training.engine_trainer(e, cell, V, H, L, N, T, ids)) for e in engines}
             if bare:
