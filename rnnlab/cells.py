@@ -59,10 +59,10 @@ CELLS = {c.name: c for c in (
     Cell("rnn", 1, ("h",), "RNN", "numpy", "the paper's tanh RNN: h = tanh(W_ih x + b_ih + W_hh h + b_hh)"),
     Cell("lstm", 4, ("h", "c"), "LSTM", "torch", "LSTM (gates i, f, g, o as nn.LSTM)"),
     Cell("gru", 3, ("h",), "GRU", "numpy", "GRU (gates r, z, n as nn.GRU)"),
-    Cell("mingru", 2, ("h",), "scan", "numpy", "minGRU (Feng et al. 2024): gates z, h~ from x_t only, a linear "
-         "recurrence trained as a parallel scan", ("weight_ih", "bias_ih")),
-    Cell("minlstm", 3, ("h",), "scan", "numpy", "minLSTM (Feng et al. 2024): gates f, i, h~ from x_t only, a "
-         "linear recurrence trained as a parallel scan", ("weight_ih", "bias_ih")),
+    Cell("mingru", 2, ("h",), "scan", "numpy", "minGRU (Feng et al. 2024): gates z, h~ of x_t only, so h is a "
+         "linear scan (parallel in time on the torch engine)", ("weight_ih", "bias_ih")),
+    Cell("minlstm", 3, ("h",), "scan", "numpy", "minLSTM (Feng et al. 2024): gates f, i, h~ of x_t only, so h is a "
+         "linear scan (parallel in time on the torch engine)", ("weight_ih", "bias_ih")),
 )}
 NAMES = tuple(CELLS)
 
