@@ -1,5 +1,6 @@
 """The input projection shared by the hand-written NumPy cells (rnn.py, lstm.py, gru.py, ...), the linear scan of
-the cells whose recurrence is elementwise (mingru.py, minlstm.py), and the plain sequence pass over their step pairs.
+the cells whose gates read x_t only (their recurrence is elementwise), and the plain sequence pass over their step
+pairs.
 
     project / project_backward                     W_ih x_t for one step (the cells' step_forward / step_backward)
     input_projection / input_projection_backward   W_ih x + b_ih for all T steps at once (the fused forward/backward)
