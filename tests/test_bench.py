@@ -8,10 +8,16 @@ def test_bench_quick_prints_every_table():
     proc = rnnlab("bench", "--quick", "--seconds", "0.1", timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    for heading in ("GEMM peak", "## Training chars/s", "## Sampling chars/s", "## Scaling", "peak RSS"):
+    for heading in ("GEMM peak", "## Training chars/s", "## Sampling chars/s", "## Scaling",
+                    "## Linear-recurrence cells vs the LSTM", "peak RSS"):
         assert heading in out, (heading, out)
     training = [ln for ln in out.split("## Training chars/s")[1].split("##")[0].splitlines() if ln.startswith("| ")]
     assert len(training) == 1 + len(cells.NAMES) * 2, training   # header + every cell x 2 quick configs
+    scan = [ln for ln in out.split("## Linear-recurrence cells")[1].split("##")[0].splitlines() if ln.startswith("| ")]
+    cells_scan = ["lstm"] + [c for c in cells.NAMES if cells.get(c).torch == "scan"]
+    assert [ln.split(" | ")[0][2:] for ln in scan[1:]] == cells_scan * 2, scan     # each cell at the 2 quick T
+    params = [int(ln.split(" | ")[2].replace(",", "")) for ln in scan[1:]]
+    assert max(params) <= params[0] and min(params) > 0.95 * params[0], params       # the LSTM's budget
     assert "Traceback" not in proc.stderr
 
 

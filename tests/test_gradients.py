@@ -64,13 +64,13 @@ def test_norms_equal_central_differences(cell):
 def test_norms_equal_torch_autograd(cell, loss):
     """A two-layer stack (the measured h_k is the top layer's), rebuilt from PyTorch's own cells."""
     torch = pytest.importorskip("torch")
-    if not cells.CELLS[cell].torch:
-        pytest.skip(f"PyTorch has no cell for {cell!r}")
+    if not cells.CELLS[cell].nn_layer:
+        pytest.skip(f"torch.nn has no cell for {cell!r}")
     cfg, params, seqs = setup(cell, layers=2, H=5, V=7, N=4, T=9, seed=1)
     x, target = seqs[:, :-1], seqs[:, -1]
     N, T = x.shape
     H, V = cfg.hidden_size, cfg.vocab_size
-    make = getattr(torch.nn, cells.CELLS[cell].torch + "Cell")                 # nn.RNNCell (tanh), LSTMCell, GRUCell
+    make = getattr(torch.nn, cells.CELLS[cell].nn_layer + "Cell")                 # nn.RNNCell (tanh), LSTMCell, GRUCell
     S = len(cells.CELLS[cell].state)
     layers = []
     for k, d in enumerate((V, H)):

@@ -13,7 +13,7 @@ from rnnlab.engines.numpy.sequence import (input_projection, input_projection_ba
                                            sequence_forward)
 
 CELLS = {name: numpy_cell(name) for name in cells.NAMES}
-KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+KEYS = {name: cells.get(name).params for name in cells.NAMES}   # each row's layer parameters
 
 
 def make_params(cell, D, H, rng, dtype=np.float64, scale=0.6):
@@ -52,7 +52,8 @@ def test_gradients_match_central_differences(name, ids):
     dx, ds1, g1 = cell.backward(dout1, G_s1, c1)
     assert (dx is None) == ids
 
-    checks = [(p1[k], g1[k], f"layer1 {k}") for k in KEYS] + [(p2[k], g2[k], f"layer2 {k}") for k in KEYS]
+    checks = [(p1[k], g1[k], f"layer1 {k}") for k in KEYS[name]]
+    checks += [(p2[k], g2[k], f"layer2 {k}") for k in KEYS[name]]
     checks += [(s, d, f"layer{j} state0[{i}]") for j, (st, dst) in enumerate([(s1, ds1), (s2, ds2)], 1)
                for i, (s, d) in enumerate(zip(st, dst))]
     if not ids:
@@ -69,8 +70,8 @@ def naive_forward(name, x, state0, p, D):
     def sig(a):
         return 1.0 / (1.0 + np.exp(-a))
 
-    W, U, b, c = p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"]
-    H = U.shape[1]
+    W, U, b, c = p["weight_ih"], p.get("weight_hh"), p["bias_ih"], p.get("bias_hh")   # min*: no U, no c
+    H = W.shape[0] // cells.get(name).gates
     N, T = x.shape[:2]
     out = np.zeros((N, T, H))
     final = [np.zeros((N, H)) for _ in state0]
@@ -101,6 +102,12 @@ def naive_forward(name, x, state0, p, D):
                 r, z = sig(ih(0) + hh(0)), sig(ih(1) + hh(1))
                 nn_ = np.tanh(ih(2) + r * hh(2))
                 h = (1 - z) * nn_ + z * h
+            elif name == "mingru":
+                z = sig(ih(0))
+                h = (1 - z) * h + z * ih(1)
+            elif name == "minlstm":
+                f, i = sig(ih(0)), sig(ih(1))
+                h = f / (f + i) * h + i / (f + i) * ih(2)
             else:
                 pytest.skip(f"no textbook loop written here for cell {name!r}")
             out[n, t] = h
@@ -192,7 +199,7 @@ def test_float32_params_give_float32_everything(name, ids):
     dx, ds0, grads = cell.backward(np.ones_like(out), tuple(np.ones_like(s) for s in sT), cache)
     assert ids or dx.dtype == np.float32
     assert all(d.dtype == np.float32 for d in ds0)
-    assert all(grads[k].dtype == np.float32 and grads[k].shape == p[k].shape for k in KEYS)
+    assert all(grads[k].dtype == np.float32 and grads[k].shape == p[k].shape for k in KEYS[name])
     # float64 upstream grads (or inputs) do not drag float32 params up to float64
     dx, ds0, grads = cell.backward(np.ones(out.shape), None, cache)
     assert all(g.dtype == np.float32 for g in grads.values()) and all(d.dtype == np.float32 for d in ds0)
@@ -204,6 +211,8 @@ def test_float32_params_give_float32_everything(name, ids):
 @pytest.mark.parametrize("name", CELLS)
 def test_matches_pytorch(name, ids):
     torch = pytest.importorskip("torch")
+    if not cells.CELLS[name].nn_layer:
+        pytest.skip(f"torch.nn has no layer for cell {name!r} (tests/test_min_cells.py checks the torch engine's)")
     cell, rng = CELLS[name], np.random.default_rng(5)
     N, T, D, H = 3, 6, 4, 5
     x = make_input(ids, N, T, D, rng)
@@ -213,11 +222,9 @@ def test_matches_pytorch(name, ids):
     out, sT, cache = cell.forward(x, s0, p)
     dx, ds0, grads = cell.backward(G_out, G_s, cache)
 
-    if not cells.CELLS[name].torch:
-        pytest.skip(f"PyTorch has no layer for cell {name!r}")
-    module = getattr(torch.nn, cells.CELLS[name].torch)(D, H, num_layers=1, batch_first=True, dtype=torch.float64)
+    module = getattr(torch.nn, cells.CELLS[name].nn_layer)(D, H, num_layers=1, batch_first=True, dtype=torch.float64)
     with torch.no_grad():
-        for k in KEYS:
+        for k in KEYS[name]:
             getattr(module, f"{k}_l0").copy_(torch.from_numpy(p[k]))
     xt = torch.from_numpy(np.eye(D)[x] if ids else x).requires_grad_(True)
     st = [torch.from_numpy(s[None].copy()).requires_grad_(True) for s in s0]
@@ -232,7 +239,7 @@ def test_matches_pytorch(name, ids):
     close(out, tout)
     for a, b in zip(sT, tstate, strict=True):
         close(a, b[0])
-    for k in KEYS:
+    for k in KEYS[name]:
         close(grads[k], getattr(module, f"{k}_l0").grad)
     for a, b in zip(ds0, st, strict=True):
         close(a, b.grad[0])
@@ -280,7 +287,7 @@ def test_empty_sequence_and_modifying_the_returned_state(name):
         assert out.shape == (N, 0, H) and all(np.array_equal(a, b) for a, b in zip(sT, s0))
         dx, ds0, grads = cell.backward(out, None, cache)
         assert (dx is None or dx.shape == x.shape) and all(not d.any() for d in ds0)
-        assert all(grads[k].shape == p[k].shape and not grads[k].any() for k in KEYS)
+        assert all(grads[k].shape == p[k].shape and not grads[k].any() for k in KEYS[name])
     # Resetting the returned state in place (as between documents) must not change the gradients.
     x = make_input(False, N, 3, D, rng)
     out, sT, cache = cell.forward(x, s0, p)
@@ -288,7 +295,7 @@ def test_empty_sequence_and_modifying_the_returned_state(name):
     for s in sT:
         s[:] = 0.0
     _, _, after = cell.backward(np.ones_like(out), None, cache)
-    assert all(np.array_equal(before[k], after[k]) for k in KEYS)
+    assert all(np.array_equal(before[k], after[k]) for k in KEYS[name])
 
 
 # ---- 6. the fused passes equal the plain sequence pass over the step pair ----------------------------------------
@@ -326,13 +333,13 @@ def test_fused_sequence_equals_the_step_functions(name, ids):
     dx_m, ds_m, g_m = sequence_backward(cell, dout, dsT, cm)
     assert ids or np.array_equal(dx_m, dx_b)
     assert all(np.array_equal(a, b) for a, b in zip(ds_m, ds_b, strict=True))
-    assert all(np.array_equal(g_m[k], g_b[k]) for k in KEYS)
+    assert all(np.array_equal(g_m[k], g_b[k]) for k in KEYS[name])
     # dstateT None means zeros, as for the fused pass
     dx_a, ds_a, g_a = cell.backward(dout, None, ca)
     dx_b, ds_b, g_b = sequence_backward(cell, dout, None, cb)
     for a, b in zip(ds_a, ds_b, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
-    for k in KEYS:
+    for k in KEYS[name]:
         np.testing.assert_allclose(g_a[k], g_b[k], rtol=1e-12, atol=1e-13)
 
 
@@ -362,8 +369,9 @@ def test_sequence_pass_gradients_match_central_differences(name, ids, masked):
 
     out, sT, cache = sequence_forward(cell, x, s0, p, mask)
     dx, ds0, grads = sequence_backward(cell, R, Q, cache)
-    assert (dx is None) == ids and set(grads) == set(KEYS) and len(ds0) == cell.STATE_SIZE
-    checks = [(p[k], grads[k], k) for k in KEYS] + [(s, d, f"state0[{i}]") for i, (s, d) in enumerate(zip(s0, ds0))]
+    assert (dx is None) == ids and set(grads) == set(KEYS[name]) and len(ds0) == cell.STATE_SIZE
+    checks = [(p[k], grads[k], k) for k in KEYS[name]]
+    checks += [(s, d, f"state0[{i}]") for i, (s, d) in enumerate(zip(s0, ds0))]
     if not ids:
         checks.append((x, dx, "x"))
         assert mask is None or not dx[~mask].any()                 # a padded step's input gets exactly zero
@@ -412,16 +420,16 @@ def test_padded_batch_equals_its_sequences_one_by_one(name, ids):
         if not ids:
             close(dx[n, :length], d[0])
             assert not dx[n, length:].any()
-        for k in KEYS:
+        for k in KEYS[name]:
             total[k] += g[k]
-    for k in KEYS:
+    for k in KEYS[name]:
         close(grads[k], total[k])
     junk = np.where(mask if ids else mask[..., None], x, make_input(ids, N, T, D, rng))   # other padding
     out_j, sT_j, cache_j = sequence_forward(cell, junk, s0, p, mask)
     dx_j, ds0_j, grads_j = sequence_backward(cell, R, Q, cache_j)
     assert np.array_equal(out_j, out) and all(np.array_equal(a, b) for a, b in zip(sT_j + ds0_j, sT + ds0))
     assert ids or np.array_equal(dx_j, dx)
-    assert all(np.array_equal(grads_j[k], grads[k]) for k in KEYS)
+    assert all(np.array_equal(grads_j[k], grads[k]) for k in KEYS[name])
 
 
 @pytest.mark.parametrize("name", CELLS)
@@ -435,13 +443,13 @@ def test_sequence_pass_dtypes_empty_input_and_bad_input(name):
         dx, ds0, grads = sequence_backward(cell, np.ones(out.shape), None, cache)
         assert out.dtype == np.float32 and all(a.dtype == np.float32 for a in sT + ds0)
         assert (dx is None) == ids and (ids or dx.dtype == np.float32)
-        assert all(grads[k].dtype == np.float32 and grads[k].shape == p[k].shape for k in KEYS)
+        assert all(grads[k].dtype == np.float32 and grads[k].shape == p[k].shape for k in KEYS[name])
     for x in (np.zeros((N, 0), dtype=int), np.zeros((N, 0, D))):   # T = 0: the initial state, zero grads
         out, sT, cache = sequence_forward(cell, x, s0, p)
         assert out.shape == (N, 0, H) and all(np.array_equal(a, b) and a is not b for a, b in zip(sT, s0))
         dx, ds0, grads = sequence_backward(cell, out, None, cache)
         assert (dx is None or dx.shape == x.shape) and all(not d.any() for d in ds0)
-        assert all(grads[k].shape == p[k].shape and not grads[k].any() for k in KEYS)
+        assert all(grads[k].shape == p[k].shape and not grads[k].any() for k in KEYS[name])
     with pytest.raises(ValueError, match="token ids"):
         sequence_forward(cell, np.array([[0, -1, 2], [1, 1, 1]]), s0, p)
     with pytest.raises(ValueError, match="mask"):

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from helpers import assert_central_differences, cell_input, cell_params, cell_state, numpy_cell
+from rnnlab import cells
 from rnnlab.cells import NAMES
 from rnnlab.config import ModelConfig
 from rnnlab.engines.numpy import model, step
 
-KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+KEYS = {name: cells.get(name).params for name in cells.NAMES}   # each row's layer parameters
 
 
 @pytest.mark.parametrize("ids", [False, True], ids=["floats", "ids"])
@@ -33,8 +34,8 @@ def test_step_backward_matches_central_differences(name, ids):
     assert len(new) == cell.STATE_SIZE and all(s.shape == (N, H) for s in new)
     dx_t, dstate_prev, grads = cell.step_backward(G, cache)
     assert all(np.array_equal(a, b) for a, b in zip(before, (x_t, *state, *p.values())))   # inputs untouched
-    assert (dx_t is None) == ids and set(grads) == set(KEYS) and len(dstate_prev) == cell.STATE_SIZE
-    checks = [(p[k], grads[k], k) for k in KEYS]
+    assert (dx_t is None) == ids and set(grads) == set(KEYS[name]) and len(dstate_prev) == cell.STATE_SIZE
+    checks = [(p[k], grads[k], k) for k in KEYS[name]]
     checks += [(s, d, f"state[{i}]") for i, (s, d) in enumerate(zip(state, dstate_prev, strict=True))]
     if not ids:
         checks.append((x_t, dx_t, "x_t"))
@@ -55,7 +56,7 @@ def test_step_with_ids_equals_step_with_one_hot_vectors(name):
     _, ds_f, g_f = cell.step_backward(G, cache_f)
     for a, b in zip(new_i + ds_i, new_f + ds_f, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-14)
-    for k in KEYS:
+    for k in KEYS[name]:
         np.testing.assert_allclose(g_i[k], g_f[k], rtol=0, atol=1e-14)
 
 

@@ -37,7 +37,7 @@ def bare_torch_sampler(cell, V, H, L, k=1, chunk=100):
     step, under torch.no_grad(), PyTorch's default kernels (oneDNN on where it applies)."""
     import torch
     torch.manual_seed(0)
-    rnn = getattr(torch.nn, cells.get(cell).torch)(V, H, num_layers=L, batch_first=True).eval()   # nn.RNN/...
+    rnn = getattr(torch.nn, cells.get(cell).nn_layer)(V, H, num_layers=L, batch_first=True).eval()   # nn.RNN/...
     dec = torch.nn.Linear(H, V).eval()
 
     def step():

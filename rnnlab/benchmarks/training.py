@@ -26,6 +26,9 @@ from ..streams import Streams
 from .measure import REFERENCE, SHAKESPEARE
 
 CONFIGS = [(100, 1, 1, 25), (128, 1, 32, 64), (256, 2, 32, 64), (512, 2, 64, 100)]    # (H, L, N, T)
+# The linear-recurrence cells against the LSTM: one layer, B streams, these T, the LSTM's H sets the budget.
+SCAN = {"lstm_hidden": 256, "batch": 16, "lengths": (64, 256, 1024)}
+SCAN_QUICK = {"lstm_hidden": 32, "batch": 4, "lengths": (16, 64)}
 
 
 def _configs(cell, V, H, L, N, T, preset=None):
@@ -35,6 +38,21 @@ def _configs(cell, V, H, L, N, T, preset=None):
     for k, v in (PRESETS[preset] if preset else {}).items():
         (m if k in ModelConfig.__dataclass_fields__ else t)[k] = v
     return ModelConfig(**m), TrainConfig(**t)
+
+
+def scan_cells() -> tuple:
+    """The LSTM and every linear-recurrence cell of rnnlab.cells (rows with torch == "scan")."""
+    return ("lstm",) + tuple(c for c in cells.NAMES if cells.get(c).torch == "scan")
+
+
+def same_budget(names, V: int, lstm_hidden: int) -> dict:
+    """cell -> (H, parameters) for one-layer models with one-hot input and the parameter count P of an LSTM with
+    H = lstm_hidden: each cell gets the largest H within P, the memory experiment's rule. A cell without W_hh
+    spends P on a wider h: minGRU's H is ~7x the LSTM's at H = 256."""
+    from ..experiments.memory import count_params, hidden_for_budget
+    budget = count_params(ModelConfig(cell="lstm", vocab_size=V, hidden_size=lstm_hidden))
+    hidden = {c: lstm_hidden if c == "lstm" else hidden_for_budget(c, V, budget) for c in names}
+    return {c: (h, count_params(ModelConfig(cell=c, vocab_size=V, hidden_size=h))) for c, h in hidden.items()}
 
 
 def engine_trainer(engine_name, cell, V, H, L, N, T, ids, preset=None):
@@ -64,7 +82,7 @@ def bare_torch_trainer(cell, V, H, L, N, T, ids):
     import torch
     import torch.nn.functional as F
     torch.manual_seed(0)
-    rnn = getattr(torch.nn, cells.get(cell).torch)(V, H, num_layers=L, batch_first=True)   # nn.RNN/LSTM/GRU
+    rnn = getattr(torch.nn, cells.get(cell).nn_layer)(V, H, num_layers=L, batch_first=True)   # nn.RNN/LSTM/GRU
     dec = torch.nn.Linear(H, V)
     params = list(rnn.parameters()) + list(dec.parameters())
     opt = torch.optim.Adam(params, lr=2e-3)

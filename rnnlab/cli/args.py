@@ -11,13 +11,13 @@ import math
 import sys
 import time
 
-from ..cells import NAMES
+from ..cells import CELLS, NAMES
 from ..config import PRESETS, ModelConfig, TrainConfig
 from ..errors import UserError
 
 # Help for every config field; the flag is the field name with dashes (hidden_size -> --hidden-size).
 HELP = {
-    "cell": "recurrent cell: rnn (the paper's tanh RNN), lstm or gru",
+    "cell": "recurrent cell: " + "; ".join(f"{c.name} = {c.help}" for c in CELLS.values()),
     "hidden_size": "hidden units per layer (H)", "num_layers": "stacked recurrent layers (L)",
     "embed_dim": "learned embedding size; 0 feeds one-hot characters (the paper)",
     "dropout": "dropout between layers and before the decoder, in [0, 1)",
@@ -103,8 +103,10 @@ def add_engine(p, train=False):
     """--engine, --device, --precision (and, for training, --ddp-timeout)."""
     p.add_argument("--engine", default="numpy", choices=("numpy", "torch", "auto"),
                    help="numpy (exact, readable), torch (fast LSTMs, GPUs, torchrun; pip install "
-                        "'rnnlab[torch]'), or auto: the faster one for this cell and job here (on a CPU: torch for "
-                        "LSTM training, numpy for rnn, gru and sampling) (default: numpy)")
+                        "'rnnlab[torch]'), or auto: the faster one for this cell and job here (on a CPU: torch to "
+                        f"train {', '.join(n for n in NAMES if CELLS[n].cpu_train == 'torch')}, numpy for "
+                        f"{', '.join(n for n in NAMES if CELLS[n].cpu_train != 'torch')} and sampling) "
+                        "(default: numpy)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                    help="torch engine: where to compute; auto = cuda, else mps, else cpu (default: auto)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),

@@ -5,6 +5,7 @@ Run it as a user's machine would, without the BLAS settings some CI images expor
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE rnnlab bench             # full tables, ~15 minutes on 2 cores
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE rnnlab bench --quick     # every table, small, under 2 minutes
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE rnnlab bench --only scan # minGRU/minLSTM vs LSTM, T = 64..1024
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE rnnlab bench --time-to-quality --budget 75 --plain
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ..engines import torch_available
 from ..errors import UserError
 from .args import number
 
-SECTIONS = ("training", "paper", "sampling", "scaling")
+SECTIONS = ("training", "paper", "sampling", "scaling", "scan")
 
 
 def add_subcommands(sub) -> None:
@@ -26,8 +27,11 @@ def add_subcommands(sub) -> None:
                        description="Print benchmark tables, every row measured in this run: training chars/s of "
                                    "each engine x cell x (H, L, B, T) next to a bare PyTorch loop (with GFLOP/s and "
                                    "%% of the measured float32 GEMM peak), the paper's configuration next to "
-                                   "min_char_rnn.py, sampling chars/s, and how a step's time and memory grow with "
-                                   "T, H and B. Contenders alternate within rounds; the tables show medians over "
+                                   "min_char_rnn.py, sampling chars/s, how a step's time and memory grow with "
+                                   "T, H and B, and the linear-recurrence cells "
+                                   f"({', '.join(training.scan_cells()[1:])}) against the LSTM at the same "
+                                   "parameter count for T = 64, 256, 1024 (scan). Contenders alternate within "
+                                   "rounds; the tables show medians over "
                                    "the rounds, and each ratio is the median of the ratios within a round: on a "
                                    "shared machine trust the ratios more than the absolute numbers. Run as "
                                    "'env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE rnnlab bench'.")
@@ -66,7 +70,7 @@ def training_table(vocab, ids, engines, has_torch, configs, seconds, rounds, pea
     print("|---|---:|---:|---:|---:|" + "---:|" * (len(head) + (len(engines) if has_torch else 0) + len(head)))
     V = len(vocab)
     for cell in cells.NAMES:                 # every row of the table of cells; bare PyTorch where torch.nn has it
-        bare = has_torch and bool(cells.get(cell).torch)
+        bare = has_torch and bool(cells.get(cell).nn_layer)
         for H, L, N, T in configs:
             c = {f"{e} engine": measure.rate(training.engine_trainer(e, cell, V, H, L, N, T, ids)) for e in engines}
             if bare:
@@ -126,6 +130,25 @@ def scaling_table(vocab, engines, base, grid, steps):
               " | ".join(f"{rows[e][i]['ms']:.1f}" for e in engines) + f" | {mb} |", flush=True)
 
 
+def scan_table(vocab, ids, engines, sizes, seconds, rounds):
+    """The linear-recurrence cells against the LSTM at the same parameter count, each T measured in one set of
+    alternating rounds; the ratio is a cell's faster engine over the LSTM's, within each round."""
+    V, N = len(vocab), sizes["batch"]
+    hidden = training.same_budget(training.scan_cells(), V, sizes["lstm_hidden"])
+    print(f"\n## Linear-recurrence cells vs the LSTM: training chars/s at the same parameter count (one layer, "
+          f"one-hot input, B={N}, Adam 2e-3, clip-norm 5, float32)\n")
+    print("| cell | H | params | T | " + " | ".join(f"{e} engine" for e in engines) + " | faster | faster / lstm's |")
+    print("|---|---:|---:|---:|" + "---:|" * len(engines) + "---|---:|")
+    for T in sizes["lengths"]:
+        c = {f"{cell} {e}": measure.rate(training.engine_trainer(e, cell, V, hidden[cell][0], 1, N, T, ids))
+             for cell in hidden for e in engines}
+        med = measure.alternate(c, seconds, rounds, f"scan T={T}")
+        best = {cell: max((f"{cell} {e}" for e in engines), key=med.get) for cell in hidden}
+        for cell, (H, P) in hidden.items():
+            print(f"| {cell} | {H} | {P:,} | {T} | " + " | ".join(f"{med[f'{cell} {e}']:,.0f}" for e in engines) +
+                  f" | {best[cell].split()[1]} | {measure.ratio(med, best[cell], best['lstm']):.2f}x |", flush=True)
+
+
 def cmd_bench(args):
     if args.time_to_quality:
         return cmd_time_to_quality(args)
@@ -161,6 +184,8 @@ def cmd_bench(args):
             scaling_table(vocab, engines, (64, 1, 8, 32), {"T": [16, 32], "H": [32, 64], "B": [4, 8]}, 1)
         else:
             scaling_table(vocab, engines, scaling.BASE, scaling.GRID, 3)
+    if "scan" in only:
+        scan_table(vocab, ids, engines, training.SCAN_QUICK if q else training.SCAN, seconds, rounds)
     print(f"\npeak RSS of this process: {measure.peak_rss_mb():.0f} MB", flush=True)
     sys.stdout.flush()
 

@@ -163,7 +163,7 @@ def cmd_gradients(args):
         for c in cells:
             cfg = ModelConfig(cell=c, vocab_size=vocab_size, hidden_size=args.hidden_size)
             configs.append((c, cfg, model.init_params(cfg, args.seed, np.float64)))
-    rows = gradients.run(configs, radii, args.seq_len, args.batch_size, args.loss, args.seed, ids)
+    rows = _gradient_rows(gradients, configs, radii, args, ids)
     print(f"||dL_T/dh_k|| (mean over {args.batch_size} sequences, loss {args.loss}) at distance d = T-k, T = "
           f"{args.seq_len}:")
     print("\n".join(gradients.summary(rows)))
@@ -174,13 +174,25 @@ def cmd_gradients(args):
         if key not in series:
             series[key] = ([], [])
             styles[key] = {"color": f"C{[c[0] for c in configs].index(label)}",
-                           "linestyle": dashes[radii.index(radius if radius != "" else None) % len(dashes)]}
+                           "linestyle": dashes[(radii + [None]).index(radius if radius != "" else None) % len(dashes)]}
         series[key][0].append(dist)
         series[key][1].append(max(gh, 1e-300))
     png = line_plot(Path(args.out) / "gradients.png", series, "distance T - k (steps back in time)",
                     "||dL_T / dh_k||", title=f"gradient norm vs distance ({args.loss} loss at step T, "
                     f"T = {args.seq_len}, mean over {args.batch_size} sequences)", logy=True, styles=styles)
     print(f"wrote {csv_path}" + (f" and {png}" if png else f"; {PLOT_HINT}"))
+
+
+def _gradient_rows(gradients, configs, radii, args, ids) -> list:
+    """gradients.run's rows; a cell without W_hh (its row of rnnlab.cells lists no weight_hh: minGRU, minLSTM) has
+    no spectral radius to set, so it is measured as it is, once, whatever --radius says."""
+    from .. import cells
+    plain = [c for c in configs if "weight_hh" not in cells.get(c[1].cell).params]
+    rows = gradients.run([c for c in configs if c not in plain], radii, args.seq_len, args.batch_size, args.loss,
+                         args.seed, ids) if len(plain) < len(configs) else []
+    if plain:
+        rows += gradients.run(plain, [None], args.seq_len, args.batch_size, args.loss, args.seed, ids)
+    return rows
 
 
 def cmd_memory(args):

@@ -1,8 +1,10 @@
-"""The input projection shared by the hand-written NumPy cells (rnn.py, lstm.py, gru.py), and the plain sequence
-pass over their step pairs.
+"""The input projection shared by the hand-written NumPy cells (rnn.py, lstm.py, gru.py, ...), the linear scan of
+the cells whose gates read x_t only (their recurrence is elementwise), and the plain sequence pass over their step
+pairs.
 
     project / project_backward                     W_ih x_t for one step (the cells' step_forward / step_backward)
     input_projection / input_projection_backward   W_ih x + b_ih for all T steps at once (the fused forward/backward)
+    scan / scan_backward                           h_t = a_t * h_{t-1} + b_t over T steps, and its reverse
     sequence_forward / sequence_backward           any cell's step pair over T steps, with an optional padding mask
 
 Every cell starts with the same input projection; the fused passes do it once for all T steps before the time loop:
@@ -98,7 +100,6 @@ def input_projection_backward(dxw, x, w_ih):
     return None, np.ascontiguousarray(dw_t.T), db_ih
 
 
-
 def project(x_t, w_ih):
     """W_ih x_t for one step, as the cells' step_forward writes it: x_t (N, D) floats -> x_t @ w_ih.T, or (N,) int
     ids -> column x_t[n] of w_ih (the gather of the module docstring). Returns (N, G*H) in w_ih's dtype.
@@ -113,6 +114,39 @@ def project_backward(da, x_t, w_ih):
     dw_ih = da.T @ x_t (G*H, D); for ids dx_t is None and dw_ih the scatter-add of da into the columns read."""
     dx, dw_ih, _ = input_projection_backward(da[None], np.asarray(x_t)[None], w_ih)   # time-major, T = 1
     return (None if dx is None else dx[0]), dw_ih
+
+
+def scan(a, b, h0):
+    """The linear recurrence h_t = a_t * h_{t-1} + b_t, t = 1..T, elementwise: a, b (T, N, H) time-major and
+    contiguous, h0 (N, H). Returns hs (T, N, H) = h_1..h_T in b's dtype.
+
+    A loop over T of two in-place ufuncs on contiguous (N, H) rows: every product of the layer is outside it (the
+    cells compute a and b for all steps at once), and the loop does the same operations on the same rows however
+    T is cut into chunks, so chunks with the state carried equal one pass bit for bit."""
+    hs = np.empty_like(b)                                        # (T, N, H)
+    h = np.asarray(h0, dtype=b.dtype)
+    for t in range(b.shape[0]):
+        h = np.multiply(a[t], h, out=hs[t])
+        h += b[t]
+    return hs
+
+
+def scan_backward(a, dout, dhT):
+    """Backward of scan: the reverse scan dh_{t-1} = dout_{t-1} + a_t * dh_t from dh_T = dout_T + dhT.
+
+    a (T, N, H) time-major; dout (N, T, H) batch-major, the grads of h_1..h_T; dhT (N, H) or None for zeros.
+    Returns (dh (T, N, H) the total grad of each h_t, a new array; dh0 (N, H) = a_1 * dh_1). Then da_t = dh_t *
+    h_{t-1} and db_t = dh_t, which the cells fold into their gate derivatives for all steps at once."""
+    dh = np.array(time_major(dout), dtype=a.dtype, order="C", copy=True)   # (T, N, H), never the caller's dout
+    T, N, H = dh.shape
+    dh0 = np.zeros((N, H), a.dtype) if dhT is None else np.array(dhT, dtype=a.dtype)
+    if not T:
+        return dh, dh0
+    dh[-1] += dh0
+    tmp = np.empty((N, H), a.dtype)
+    for t in range(T - 1, 0, -1):
+        dh[t - 1] += np.multiply(a[t], dh[t], out=tmp)
+    return dh, np.multiply(a[0], dh[0])
 
 
 def sequence_forward(cell, x, state0, p, mask=None):
