@@ -13,7 +13,7 @@ from rnnlab.engines.numpy import model as np_model
 from rnnlab.engines.numpy.sequence import scan, scan_backward
 from rnnlab.sample import generate
 from rnnlab.tasks.data import pad
-from rnnlab.train import train
+from rnnlab.lm import train
 
 torch = pytest.importorskip("torch")
 
