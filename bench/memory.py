@@ -1,8 +1,10 @@
-"""Peak memory of `rnnlab train` on a large generated corpus: the text is streamed into a memory-mapped id file,
-so peak RSS should be the model's footprint plus little, whatever the corpus size.
+"""Peak memory of `rnnlab train` (and, with --eval, of `rnnlab eval`) on a large generated corpus: the text is
+streamed (into a memory-mapped id file for train, in 1 MB pieces for eval), so peak RSS should be the model's
+footprint plus little, whatever the corpus size.
 
     .venv/bin/python bench/memory.py              # 200 MB corpus (written under /tmp, deleted afterwards)
     .venv/bin/python bench/memory.py --mb 20      # quicker
+    .venv/bin/python bench/memory.py --eval       # rnnlab eval of a small trained model on the 200 MB text
 
 Three child processes, each measured with os.wait4 (ru_maxrss, the peak resident set of that process alone):
   big       rnnlab train on the generated corpus (default model: LSTM H=256, N=32, T=64, float32), a few steps
@@ -68,11 +70,27 @@ WHOLE = ("import sys; from rnnlab.text import read_text; from rnnlab.vocab impor
          "t = read_text(sys.argv[1]); ids = Vocab.from_text(t).encode(t); print(len(ids))")
 
 
+def eval_table(tmp: Path, big: Path, small: Path) -> None:
+    """Peak RSS of `rnnlab eval` on the big and on the 1 MB text, with a small rnn trained on the 1 MB one."""
+    run = tmp / "run-eval"
+    peak_rss(["-m", "rnnlab", "train", "--data", small, "--out", run, "--cell", "rnn", "--hidden-size", 32,
+              "--max-steps", 2, "--eval-every", 2, "--no-progress"])
+    base, base_s, _ = peak_rss(["-m", "rnnlab", "eval", run, "--data", small])
+    peak, peak_s, _ = peak_rss(["-m", "rnnlab", "eval", run, "--data", big])
+    size = big.stat().st_size
+    print("\n| rnnlab eval (rnn H=32) | text | peak RSS | wall |\n|---|---|---|---|")
+    print(f"| baseline | {small.stat().st_size / 1e6:.1f} MB | {base / 1e6:.0f} MB | {base_s:.0f} s |")
+    print(f"| streamed in 1 MB pieces | {size / 1e6:.1f} MB | {peak / 1e6:.0f} MB | {peak_s:.0f} s |")
+    print(f"\neval: peak RSS / baseline (model + constant) = {peak / base:.2f}   (issue 12: <= 1.3); "
+          f"(peak - baseline) / text = {(peak - base) / size:.4f} per byte")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mb", type=float, default=200.0, help="corpus size in MB (10^6 bytes)")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--no-whole", action="store_true", help="skip the whole-text comparison (it needs ~15x RAM)")
+    ap.add_argument("--eval", action="store_true", help="measure rnnlab eval instead of rnnlab train")
     args = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="rnnlab-mem-", dir="/tmp"))
     try:
@@ -82,6 +100,9 @@ def main(argv=None) -> int:
         make_corpus(small, 1_000_000, seed=1)
         size = big.stat().st_size
         print(f"corpus: {size / 1e6:.1f} MB generated in {time.perf_counter() - t0:.0f} s")
+        if args.eval:
+            eval_table(tmp, big, small)
+            return 0
         base, base_s, _ = peak_rss(train_args(small, tmp / "run-small", args.steps))
         peak, peak_s, _ = peak_rss(train_args(big, tmp / "run-big", args.steps))
         ids = (tmp / "run-big" / "data.ids").stat().st_size
