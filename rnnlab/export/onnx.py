@@ -1,0 +1,140 @@
+"""`rnnlab export --format onnx`: a character model as two ONNX graphs, traced from the torch engine's network.
+
+    OUT (e.g. model.onnx)          the sequence function
+        inputs   ids (N, T) int64, h (L, N, H) float32 [, c (L, N, H) float32 for the LSTM]
+        outputs  logits (N, T, V) float32, h_out (L, N, H) [, c_out]
+    OUT.step.onnx (model.step.onnx) the step function: one symbol per row
+        inputs   id (N,) int64, h [, c]
+        outputs  logits (N, V), h_out [, c_out]
+
+N and T are dynamic. The state names are the cell's (rnnlab.cells: h, and c for the LSTM); zeros start a text.
+logits are unnormalised: softmax(logits / temperature) is the next symbol's distribution. Each file's metadata
+(ModelProto.metadata_props, onnxruntime: session.get_modelmeta().custom_metadata_map) holds
+
+    rnnlab.vocabulary   JSON {"encoding": "utf-8" | "bytes", "symbols": [...]}: id i is symbols[i]
+    rnnlab.start        the id to feed first when there is no prime (a newline where the vocabulary has one)
+    rnnlab.graph        "sequence" or "step";  rnnlab.signature  the inputs and outputs above, in words
+    rnnlab.model        JSON of the model config;  rnnlab.card  JSON [[field, text]] of the model card
+
+torch.onnx.export's TorchScript exporter (dynamo=False) traces the network: rnn, lstm and gru become ONNX's own
+RNN/LSTM/GRU operators (PyTorch's gate order and both biases, as ONNX defines them), so the sequence graph runs
+any T. A cell PyTorch lacks runs as a Python loop over time in the torch engine, which a trace would fix at the
+traced length: for such a cell export writes no graph and says so. Nothing else is needed to run the files:
+`onnxruntime` alone (tests/test_export.py runs them in a Python without rnnlab and compares with the engine).
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+from .. import cells
+from ..config import to_dict
+from ..errors import UserError
+from ..sample import default_start
+from .card import card, load_lm
+
+OPSET = 17
+
+
+def metadata_props(meta: dict) -> bytes:
+    """Protocol-buffer bytes of ModelProto.metadata_props entries (field 14, each a StringStringEntryProto with
+    key = field 1, value = field 2). A protobuf message's fields may come in any order and repeated ones append,
+    so these bytes appended to a serialised model add the entries: no onnx package is needed to write them."""
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+            n >>= 7
+            if not n:
+                return bytes(out)
+
+    def field(tag: int, payload: bytes) -> bytes:          # tag = field number << 3 | 2 (length-delimited)
+        return bytes([tag]) + varint(len(payload)) + payload
+    return b"".join(field(14 << 3 | 2, field(1 << 3 | 2, k.encode()) + field(2 << 3 | 2, v.encode()))
+                    for k, v in meta.items())
+
+
+def signature(cfg, step: bool) -> tuple:
+    """(input names, output names, dynamic axes, text) of the step or sequence graph of cfg's cell."""
+    state = cells.get(cfg.cell).state                        # ("h",) or ("h", "c")
+    ids = "id" if step else "ids"
+    inputs, outputs = [ids, *state], ["logits", *(s + "_out" for s in state)]
+    axes = {ids: {0: "N"} if step else {0: "N", 1: "T"}, "logits": {0: "N"} if step else {0: "N", 1: "T"},
+            **{s: {1: "N"} for s in state}, **{s + "_out": {1: "N"} for s in state}}
+    L, H, V = cfg.num_layers, cfg.hidden_size, cfg.vocab_size
+    st = ", ".join(f"{s} (L={L}, N, H={H}) float32" for s in state)
+    text = (f"inputs: {ids} {'(N,)' if step else '(N, T)'} int64, {st}; outputs: logits "
+            f"{'(N, V=' if step else '(N, T, V='}{V}) float32, " + ", ".join(s + "_out" for s in state))
+    return inputs, outputs, axes, text
+
+
+def network(snap):
+    """The torch engine's network for the snapshot, float32 on the CPU, in eval mode."""
+    from ..engines import make_engine
+    engine = make_engine("torch", snap.mcfg, replace(snap.tcfg, dtype="float32"), "eval", device="cpu")
+    return engine.load_params(snap.params).module.eval()
+
+
+def graph_module(net, step: bool):
+    """An nn.Module (ids, *state) -> (logits, *new state) over net.lm: the step (ids (N,)) or sequence function."""
+    import torch
+
+    class Graph(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, ids, *state):
+            logits, new = self.net.lm(ids[:, None] if step else ids, tuple(state))    # (N, T, V)
+            return (logits[:, 0] if step else logits, *new)
+    return Graph().eval()
+
+
+def export_graph(net, cfg, out: Path, step: bool, meta: dict) -> None:
+    """Trace one graph to `out` and append its metadata."""
+    import torch
+    inputs, outputs, axes, text = signature(cfg, step)
+    ids = torch.zeros((2,) if step else (2, 3), dtype=torch.long)
+    state = tuple(torch.zeros(cfg.num_layers, 2, cfg.hidden_size) for _ in cells.get(cfg.cell).state)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")                   # the TorchScript exporter's deprecation and trace notes
+        torch.onnx.export(graph_module(net, step), (ids, *state), str(out), dynamo=False, input_names=inputs,
+                          output_names=outputs, dynamic_axes=axes, opset_version=OPSET)
+    extra = {**meta, "rnnlab.graph": "step" if step else "sequence", "rnnlab.signature": text}
+    with open(out, "ab") as f:
+        f.write(metadata_props(extra))
+
+
+def step_path(out) -> Path:
+    """Where the step graph goes: model.onnx -> model.step.onnx."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.step{out.suffix or '.onnx'}")
+
+
+def write(path, out, which: str = "best") -> list:
+    """Export the character model at `path` as the sequence graph `out` and the step graph step_path(out);
+    returns both paths. UserError without PyTorch, for a cell without a torch.nn layer, or an unwritable out."""
+    from ..engines import torch_available
+    if not torch_available():
+        raise UserError("--format onnx needs PyTorch (torch.onnx), which is not installed; pip install "
+                        "'rnnlab[torch]', or export a web page with --format html")
+    snap, where = load_lm(path, which)
+    cfg = snap.mcfg
+    if not cells.get(cfg.cell).torch:
+        raise UserError(f"ONNX export of the {cfg.cell} cell is not implemented (its torch step is a Python loop a "
+                        f"trace cannot keep); export rnn, lstm or gru models, or use --format html")
+    out = Path(out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a directory; pass a file name such as {out / 'model.onnx'}")
+    meta = {"rnnlab.vocabulary": json.dumps(snap.vocab.to_json()), "rnnlab.start": str(default_start(snap.vocab)),
+            "rnnlab.model": json.dumps(to_dict(cfg)), "rnnlab.card": json.dumps(card(snap, where))}
+    net = network(snap)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for target, step in ((out, False), (step_path(out), True)):
+            export_graph(net, cfg, target, step, meta)
+    except OSError as e:
+        raise UserError(f"cannot write {out}: {e.strerror or e}; choose a writable --out") from None
+    return [out, step_path(out)]
