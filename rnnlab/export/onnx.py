@@ -21,6 +21,7 @@ RNN/LSTM/GRU operators (PyTorch's gate order and both biases, as ONNX defines th
 any T. A cell PyTorch lacks runs as a Python loop over time in the torch engine, which a trace would fix at the
 traced length: for such a cell export writes no graph and says so. Nothing else is needed to run the files:
 `onnxruntime` alone (tests/test_export.py runs them in a Python without rnnlab and compares with the engine).
+Writing them needs torch and the onnx package (`pip install 'rnnlab[onnx]'`).
 """
 from __future__ import annotations
 
@@ -36,24 +37,6 @@ from ..sample import default_start
 from .card import card, load_lm
 
 OPSET = 17
-
-
-def metadata_props(meta: dict) -> bytes:
-    """Protocol-buffer bytes of ModelProto.metadata_props entries (field 14, each a StringStringEntryProto with
-    key = field 1, value = field 2). A protobuf message's fields may come in any order and repeated ones append,
-    so these bytes appended to a serialised model add the entries: no onnx package is needed to write them."""
-    def varint(n: int) -> bytes:
-        out = bytearray()
-        while True:
-            out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-            n >>= 7
-            if not n:
-                return bytes(out)
-
-    def field(tag: int, payload: bytes) -> bytes:          # tag = field number << 3 | 2 (length-delimited)
-        return bytes([tag]) + varint(len(payload)) + payload
-    return b"".join(field(14 << 3 | 2, field(1 << 3 | 2, k.encode()) + field(2 << 3 | 2, v.encode()))
-                    for k, v in meta.items())
 
 
 def signature(cfg, step: bool) -> tuple:
@@ -93,7 +76,7 @@ def graph_module(net, step: bool):
 
 
 def export_graph(net, cfg, out: Path, step: bool, meta: dict) -> None:
-    """Trace one graph to `out` and append its metadata."""
+    """Trace one graph to `out`, then add its metadata and check it (onnx.checker)."""
     import torch
     inputs, outputs, axes, text = signature(cfg, step)
     ids = torch.zeros((2,) if step else (2, 3), dtype=torch.long)
@@ -102,9 +85,12 @@ def export_graph(net, cfg, out: Path, step: bool, meta: dict) -> None:
         warnings.simplefilter("ignore")                   # the TorchScript exporter's deprecation and trace notes
         torch.onnx.export(graph_module(net, step), (ids, *state), str(out), dynamo=False, input_names=inputs,
                           output_names=outputs, dynamic_axes=axes, opset_version=OPSET)
-    extra = {**meta, "rnnlab.graph": "step" if step else "sequence", "rnnlab.signature": text}
-    with open(out, "ab") as f:
-        f.write(metadata_props(extra))
+    import onnx
+    model = onnx.load(str(out))
+    onnx.helper.set_model_props(model, {**meta, "rnnlab.graph": "step" if step else "sequence",
+                                        "rnnlab.signature": text})
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out))
 
 
 def step_path(out) -> Path:
@@ -115,11 +101,13 @@ def step_path(out) -> Path:
 
 def write(path, out, which: str = "best") -> list:
     """Export the character model at `path` as the sequence graph `out` and the step graph step_path(out);
-    returns both paths. UserError without PyTorch, for a cell without a torch.nn layer, or an unwritable out."""
-    from ..engines import torch_available
-    if not torch_available():
-        raise UserError("--format onnx needs PyTorch (torch.onnx), which is not installed; pip install "
-                        "'rnnlab[torch]', or export a web page with --format html")
+    returns both paths. UserError without PyTorch or onnx, for a cell without a torch.nn layer, or an unwritable out."""
+    try:
+        import onnx  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        raise UserError("--format onnx needs PyTorch and the onnx package (torch.onnx writes through it); "
+                        "pip install 'rnnlab[onnx]', or export a web page with --format html") from None
     snap, where = load_lm(path, which)
     cfg = snap.mcfg
     if not cells.get(cfg.cell).torch:
