@@ -247,22 +247,13 @@ def engine_reference(engine, params, ids, window):
         engine.logits(params, {"x": ids})[0]
 
 
-@pytest.mark.parametrize("cell", list(CELL_FLAGS))
-def test_onnx_graphs_match_the_torch_engine(runs, cell, tmp_path):
-    """Both graphs give the torch engine's logits within 1e-5 at each of 200 characters, from the engine's state
-    there (the step graph one character at a time, the sequence graph 10 at a time). Run freely over all 200 from
-    zeros the gap grows to ~1e-4: float32 rounding, amplified by the recurrence (the torch engine itself is as far
-    from a float64 run), so that comparison gets a float32 bound."""
-    pytest.importorskip("onnx")
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("torch")
+def onnx_differences(run, out, tmp_path) -> dict:
+    """Run the graphs `out` and its .step twin, exported from `run`, in onnxruntime in a Python that cannot import
+    rnnlab, and return the largest |ONNX - torch engine| of each comparison (see the test below)."""
     from rnnlab import cells
     from rnnlab.models import open_model
-    out = tmp_path / "model.onnx"
-    p = rnnlab("export", runs[cell], "--format", "onnx", "--out", out)
-    assert p.returncode == 0, p.stderr
     assert out.exists() and (tmp_path / "model.step.onnx").exists()
-    snap, engine, params = open_model(runs[cell], "lm", "best", "torch", device="cpu")
+    snap, engine, params = open_model(run, "lm", "best", "torch", device="cpu")
     text = TEXT[100:300]                                                     # 200 characters
     ids = np.stack([snap.vocab.encode(text), snap.vocab.encode(text[::-1])]).astype(np.int64)   # (2, T)
     states, steps, windows, free = engine_reference(engine, params, ids, 10)
@@ -279,10 +270,51 @@ def test_onnx_graphs_match_the_torch_engine(runs, cell, tmp_path):
     diff = {k: float(np.abs(got[k] - want).max()) for k, want in
             (("steps", steps), ("windows", windows), ("free", free))}
     own = float(np.abs(windows - steps).max())                               # the engine: sequence vs step
-    print(f"{cell}: largest |ONNX - torch engine| over {ids.shape[1]} symbols: {diff}; the engine's own sequence "
-          f"vs step paths: {own:.1e}")
+    print(f"{snap.mcfg.cell}: largest |ONNX - torch engine| over {ids.shape[1]} symbols: {diff}; the engine's own "
+          f"sequence vs step paths: {own:.1e}")
+    return diff
+
+
+def needs_onnx():
+    for name in ("onnx", "onnxruntime", "torch"):
+        pytest.importorskip(name)
+
+
+@pytest.mark.parametrize("cell", list(CELL_FLAGS))
+def test_onnx_graphs_match_the_torch_engine(runs, cell, tmp_path):
+    """Both graphs give the torch engine's logits within 1e-5 at each of 200 characters, from the engine's state
+    there (the step graph one character at a time, the sequence graph 10 at a time). Run freely over all 200 from
+    zeros the gap grows to ~1e-4: float32 rounding, amplified by the recurrence (the torch engine itself is as far
+    from a float64 run), so that comparison gets a float32 bound."""
+    needs_onnx()
+    p = rnnlab("export", runs[cell], "--format", "onnx", "--out", tmp_path / "model.onnx")
+    assert p.returncode == 0 and "model.step.onnx" in p.stdout, p.stderr
+    diff = onnx_differences(runs[cell], tmp_path / "model.onnx", tmp_path)
     assert diff["steps"] <= 1e-5 and diff["windows"] <= 1e-5, diff
     assert diff["free"] <= 1e-3, diff
+
+
+def test_onnx_cell_without_a_torch_layer(tmp_path, monkeypatch):
+    """A cell PyTorch lacks (tests/test_new_cell.py's throwaway toy cell, which the torch engine steps in a Python
+    loop) exports too: its sequence graph is an ONNX Loop around the traced step, and runs any T."""
+    needs_onnx()
+    import test_new_cell as toy
+
+    from rnnlab import cells
+    from rnnlab.config import ModelConfig, TrainConfig
+    from rnnlab.engines.torch import cells as torch_cells
+    from rnnlab.export import onnx
+    from rnnlab.train import train
+    monkeypatch.setitem(cells.CELLS, "toy", toy.ROW)
+    monkeypatch.setitem(sys.modules, "rnnlab.engines.numpy.toy", toy._module())
+    monkeypatch.setattr(torch_cells, "toy", toy.toy_torch, raising=False)
+    (tmp_path / "t.txt").write_text(TEXT, encoding="utf-8")
+    train(ModelConfig(cell="toy", hidden_size=8, num_layers=2), TrainConfig(data=str(tmp_path / "t.txt"),
+          batch_size=4, seq_len=16, max_steps=30, eval_every=30, lr=0.01), tmp_path / "run", progress=False,
+          log=lambda *a: None)
+    onnx.write(tmp_path / "run", tmp_path / "model.onnx")                  # in this process, where toy exists
+    diff = onnx_differences(tmp_path / "run", tmp_path / "model.onnx", tmp_path)
+    assert diff["steps"] <= 1e-5 and diff["windows"] <= 1e-5 and diff["free"] <= 1e-3, diff
 
 
 def test_bad_inputs_are_one_line_errors(runs, tmp_path, monkeypatch):

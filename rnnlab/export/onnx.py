@@ -19,7 +19,8 @@ logits are unnormalised: softmax(logits / temperature) is the next symbol's dist
 torch.onnx.export's TorchScript exporter (dynamo=False) traces the network: rnn, lstm and gru become ONNX's own
 RNN/LSTM/GRU operators (PyTorch's gate order and both biases, as ONNX defines them), so the sequence graph runs
 any T. A cell PyTorch lacks runs as a Python loop over time in the torch engine, which a trace would fix at the
-traced length: for such a cell export writes no graph and says so. Nothing else is needed to run the files:
+traced length: its sequence graph is an ONNX Loop around the traced step instead (onnx_loop.py), for cells with
+one state array (minGRU and minLSTM have only h). Nothing else is needed to run the files:
 `onnxruntime` alone (tests/test_export.py runs them in a Python without rnnlab and compares with the engine).
 Writing them needs torch and the onnx package (`pip install 'rnnlab[onnx]'`).
 """
@@ -76,14 +77,19 @@ def graph_module(net, step: bool):
 
 
 def export_graph(net, cfg, out: Path, step: bool, meta: dict) -> None:
-    """Trace one graph to `out`, then add its metadata and check it (onnx.checker)."""
+    """Trace one graph to `out` (a cell without a torch.nn layer: its sequence graph is onnx_loop's scripted loop
+    over the traced step), then add its metadata and check it (onnx.checker)."""
     import torch
     inputs, outputs, axes, text = signature(cfg, step)
     ids = torch.zeros((2,) if step else (2, 3), dtype=torch.long)
     state = tuple(torch.zeros(cfg.num_layers, 2, cfg.hidden_size) for _ in cells.get(cfg.cell).state)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")                   # the TorchScript exporter's deprecation and trace notes
-        torch.onnx.export(graph_module(net, step), (ids, *state), str(out), dynamo=False, input_names=inputs,
+        module = graph_module(net, step)
+        if not step and not cells.get(cfg.cell).torch:
+            from .onnx_loop import loop_module
+            module = loop_module(graph_module(net, True), state)
+        torch.onnx.export(module, (ids, *state), str(out), dynamo=False, input_names=inputs,
                           output_names=outputs, dynamic_axes=axes, opset_version=OPSET)
     import onnx
     model = onnx.load(str(out))
@@ -101,7 +107,8 @@ def step_path(out) -> Path:
 
 def write(path, out, which: str = "best") -> list:
     """Export the character model at `path` as the sequence graph `out` and the step graph step_path(out);
-    returns both paths. UserError without PyTorch or onnx, for a cell without a torch.nn layer, or an unwritable out."""
+    returns both paths. UserError without PyTorch or onnx, for a cell without a torch.nn layer and with two state arrays, or an
+    unwritable out."""
     try:
         import onnx  # noqa: F401
         import torch  # noqa: F401
@@ -110,9 +117,9 @@ def write(path, out, which: str = "best") -> list:
                         "pip install 'rnnlab[onnx]', or export a web page with --format html") from None
     snap, where = load_lm(path, which)
     cfg = snap.mcfg
-    if not cells.get(cfg.cell).torch:
-        raise UserError(f"ONNX export of the {cfg.cell} cell is not implemented (its torch step is a Python loop a "
-                        f"trace cannot keep); export rnn, lstm or gru models, or use --format html")
+    if not cells.get(cfg.cell).torch and len(cells.get(cfg.cell).state) != 1:
+        raise UserError(f"ONNX export of the {cfg.cell} cell is not implemented (a cell without a torch.nn layer "
+                        f"exports through a loop that carries one state array, h); use --format html")
     out = Path(out)
     if out.is_dir():
         raise UserError(f"--out {out} is a directory; pass a file name such as {out / 'model.onnx'}")
