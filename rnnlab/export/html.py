@@ -3,7 +3,7 @@
 The page (page.py's HTML and CSS, page_js.py's script) holds everything inline: the model's configuration, vocabulary
 and card as JSON, and every parameter as little-endian float32 (or float16 with dtype="float16": half the size,
 each weight rounded to 11 significant bits) in one base64 text. base64 costs 4/3, so a float32 page is ~1.33x its
-weights plus ~25 KB of page; a float16 one ~0.67x. No network, no external script: the file works offline, from
+weights plus ~16 KB of page; a float16 one ~0.67x. No network, no external script: the file works offline, from
 disk or from any static host.
 
 The script runs rnnlab sample's loop: zero state; feed the prime (or a newline, sample.default_start) one symbol at
