@@ -18,7 +18,7 @@ TEMPLATE = r"""<!doctype html>
   h1 { font-size: 17px; margin: 0 0 2px; }
   .note { color: #666; font-size: 12px; margin-bottom: 10px; }
   #main { display: flex; gap: 24px; align-items: flex-start; flex-wrap: wrap; }
-  #left { flex: 1 1 560px; min-width: 320px; }
+  #left { flex: 1 1 480px; min-width: 320px; }
   #controls { display: grid; grid-template-columns: repeat(3, auto); gap: 6px 14px; justify-content: start;
               margin: 8px 0; }
   #controls label { font-size: 13px; color: #444; }
@@ -33,7 +33,7 @@ TEMPLATE = r"""<!doctype html>
   #error { color: #b00; font-size: 13px; margin: 6px 0; }
   table.card { border-collapse: collapse; font-size: 12px; }
   table.card th { text-align: left; color: #555; font-weight: 600; padding: 3px 10px 3px 0; vertical-align: top; }
-  table.card td { padding: 3px 0; font-family: ui-monospace, monospace; overflow-wrap: anywhere; max-width: 360px; }
+  table.card td { padding: 3px 0; font-family: ui-monospace, monospace; overflow-wrap: anywhere; max-width: 300px; }
 </style>
 </head>
 <body data-state="loading">
