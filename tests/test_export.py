@@ -20,15 +20,18 @@ import numpy as np
 import pytest
 
 from helpers import ROOT, assert_user_error, rnnlab
+from rnnlab.cells import NAMES
 
 LINES = ["one little cat sat on the mat,", "two quick dogs ran to the park;", "three old birds sang in a tree!",
          "four big fish swam (far away)", 'five "red" foxes hid by the den.', "six tired owls slept until noon?",
          "seven grey mice ate the café cheese"]
 TEXT = "\n".join(LINES * 40) + "\n"
-# Each model covers other paths of the page: bytes (UTF-8 decoding of é), embedding, several layers.
+# Every cell of rnnlab.cells gets a model; these cover other paths of the page: bytes (UTF-8 decoding of é),
+# an embedding, several layers. A cell not named here trains with DEFAULT_FLAGS.
 CELL_FLAGS = {"rnn": ["--encoding", "bytes", "--hidden-size", 48],
               "lstm": ["--hidden-size", 32, "--num-layers", 2, "--embed-dim", 8],
               "gru": ["--hidden-size", 40]}
+DEFAULT_FLAGS = ["--hidden-size", 32]
 PRIMES = ["", "two q", 'five "r']
 have_chromium = pytest.mark.skipif(not shutil.which("chromium") and not shutil.which("chromium-browser"),
                                    reason="chromium is not installed (scripts/test.sh installs Debian's package)")
@@ -39,8 +42,9 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     (root / "lines.txt").write_text(TEXT, encoding="utf-8")
     out = {}
-    for cell, flags in CELL_FLAGS.items():
-        p = rnnlab("train", "--data", root / "lines.txt", "--out", root / cell, "--cell", cell, *flags,
+    for cell in NAMES:
+        p = rnnlab("train", "--data", root / "lines.txt", "--out", root / cell, "--cell", cell,
+                   *CELL_FLAGS.get(cell, DEFAULT_FLAGS),
                    "--batch-size", 8, "--seq-len", 32, "--max-steps", 300, "--eval-every", 100, "--lr", 0.01,
                    "--no-progress", "--seed", 1)
         assert p.returncode == 0, p.stderr
@@ -58,7 +62,7 @@ def page_text(b, page, **query):
 
 
 @have_chromium
-@pytest.mark.parametrize("cell", list(CELL_FLAGS))
+@pytest.mark.parametrize("cell", NAMES)
 def test_page_greedy_text_is_rnnlab_sample_argmax(runs, cell, tmp_path):
     from cdp import Browser
     page = tmp_path / "page.html"
@@ -280,7 +284,7 @@ def needs_onnx():
         pytest.importorskip(name)
 
 
-@pytest.mark.parametrize("cell", list(CELL_FLAGS))
+@pytest.mark.parametrize("cell", NAMES)
 def test_onnx_graphs_match_the_torch_engine(runs, cell, tmp_path):
     """Both graphs give the torch engine's logits within 1e-5 at each of 200 characters, from the engine's state
     there (the step graph one character at a time, the sequence graph 10 at a time). Run freely over all 200 from
