@@ -11,9 +11,10 @@
     rnnlab plot RUN_DIR
     rnnlab bench [--quick] [--time-to-quality --budget S]   speed and time-to-quality tables
     rnnlab classify | predict | seq2seq | synth | speakers  the task shapes (rnnlab/cli/tasks.py)
+    rnnlab export RUN_OR_CHECKPOINT --format html|onnx --out FILE   a web page that samples, or ONNX (cli/export.py)
 
 One module per command family, each with add_subcommands(sub): core.py (hello, train, sample, eval), bench.py,
-experiments.py, tasks.py, and conditional.py (the flags `train --condition-column` and `sample --condition`). They
+experiments.py, tasks.py, export.py, and conditional.py (the flags `train --condition-column` and `sample --condition`). They
 share args.py; only this module imports them. Every subcommand stores its function as `run`.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ import sys
 
 from ..errors import UserError
 from ..run import Interrupted
-from . import bench, conditional, core, experiments, tasks
+from . import bench, conditional, core, experiments, export, tasks
 from .args import Parser
 
 
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_subcommands(sub)                   # bench: speed tables, time to quality (rnnlab/cli/bench.py)
     experiments.add_subcommands(sub)             # experiment gradients|memory, viz, plot: rnnlab/cli/experiments.py
     tasks.add_subcommands(sub)                   # classify, predict, seq2seq, synth, speakers: rnnlab/cli/tasks.py
+    export.add_subcommands(sub)                  # export --format html|onnx: rnnlab/cli/export.py
     conditional.add_condition_flags(t, s)        # train --condition-column, sample --condition (one-to-many)
     t.set_defaults(run=cmd_train)                # core's train and sample, after the conditional check
     s.set_defaults(run=cmd_sample)
