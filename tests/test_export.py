@@ -308,9 +308,9 @@ def test_onnx_cell_without_a_torch_layer(tmp_path, monkeypatch):
     from rnnlab.config import ModelConfig, TrainConfig
     from rnnlab.engines.torch import cells as torch_cells
     from rnnlab.export import onnx
-    from rnnlab.train import train
+    from rnnlab.lm import train
     monkeypatch.setitem(cells.CELLS, "toy", toy.ROW)
-    monkeypatch.setitem(sys.modules, "rnnlab.engines.numpy.toy", toy._module())
+    monkeypatch.setitem(sys.modules, "rnnlab.engines.numpy.toy", toy.toy_module())
     monkeypatch.setattr(torch_cells, "toy", toy.toy_torch, raising=False)
     (tmp_path / "t.txt").write_text(TEXT, encoding="utf-8")
     train(ModelConfig(cell="toy", hidden_size=8, num_layers=2), TrainConfig(data=str(tmp_path / "t.txt"),

@@ -41,7 +41,7 @@ def _step_backward(dstate, cache):
     return dx, (dh * (1 - z) + da @ p["weight_hh"],), grads
 
 
-def _module():
+def toy_module():
     m = types.ModuleType("rnnlab.engines.numpy.toy")
     m.step_forward, m.step_backward = _step_forward, _step_backward
     m.forward = lambda x, s0, p: sequence.sequence_forward(m, x, s0, p)            # no fused twin: the plain pass
@@ -61,7 +61,7 @@ def toy_torch(x_t, state, w_ih, w_hh, b_ih, b_hh):
 def toy_cell(monkeypatch):
     from rnnlab.engines.torch import cells as torch_cells
     monkeypatch.setitem(cells.CELLS, "toy", ROW)
-    monkeypatch.setitem(sys.modules, "rnnlab.engines.numpy.toy", _module())
+    monkeypatch.setitem(sys.modules, "rnnlab.engines.numpy.toy", toy_module())
     monkeypatch.setattr(torch_cells, "toy", toy_torch, raising=False)
     return "toy"
 

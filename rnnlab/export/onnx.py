@@ -86,7 +86,7 @@ def export_graph(net, cfg, out: Path, step: bool, meta: dict) -> None:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")                   # the TorchScript exporter's deprecation and trace notes
         module = graph_module(net, step)
-        if not step and not cells.get(cfg.cell).torch:
+        if not step and not cells.get(cfg.cell).nn_layer:   # a step loop or a log-space scan: loop the step
             from .onnx_loop import loop_module
             module = loop_module(graph_module(net, True), state)
         torch.onnx.export(module, (ids, *state), str(out), dynamo=False, input_names=inputs,

@@ -102,7 +102,10 @@ class ScanRNN(nn.Module):
                 m = mask[..., None]                                            # (N, T, 1)
                 log_a, b = torch.where(m, log_a, 0.0), torch.where(m, b, 0.0)  # a_t = 1, b_t = 0: h carried
             h0 = state[0][k].to(b.dtype)                                       # (N, H)
-            x = log_scan(log_a, b, h0)                                         # (N, T, H)
+            if x.shape[1] == 1:                        # one step (sampling, an ONNX step graph): no scan needed
+                x = torch.exp(log_a) * h0[:, None] + b                         # (N, 1, H)
+            else:
+                x = log_scan(log_a, b, h0)                                     # (N, T, H)
             finals.append(x[:, -1] if x.shape[1] else h0)
             if k < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, self.training)
