@@ -38,8 +38,8 @@ import numpy as np
 
 from rnnlab.cells import CELLS
 from rnnlab.engines.numpy.layers import sigmoid
-from rnnlab.engines.numpy.sequence import (input_projection, input_projection_backward, project,
-                                           project_backward, time_major)
+from rnnlab.engines.numpy.sequence import (apply_table, input_projection, input_projection_backward, input_table,
+                                           project, project_backward, time_major)
 
 GATES, STATE_SIZE = CELLS["gru"].gates, len(CELLS["gru"].state)    # 3, 1: from the table of cells
 
@@ -176,9 +176,7 @@ def backward(dout, dstateT, cache):
 def prepare_step(p, one_hot):
     """Weights laid out once for sample_step (sampling calls a step per character): (table, w_hh_t, b_hh).
     One-hot input: table = W_ih^T + b_ih (D, 3H), one contiguous row per symbol; dense input: (W_ih^T, b_ih)."""
-    w_ih_t = np.ascontiguousarray(p["weight_ih"].T)
-    table = w_ih_t + p["bias_ih"] if one_hot else (w_ih_t, p["bias_ih"])
-    return table, np.ascontiguousarray(p["weight_hh"].T), p["bias_hh"]
+    return input_table(p["weight_ih"], p["bias_ih"], one_hot), np.ascontiguousarray(p["weight_hh"].T), p["bias_hh"]
 
 
 def sample_step(x, state, prep, out):
@@ -187,7 +185,7 @@ def sample_step(x, state, prep, out):
     table, w_hh_t, b_hh = prep
     (h_prev,) = state
     H = h_prev.shape[1]
-    gx = table[x] if x.ndim == 1 else x @ table[0] + table[1]   # (K, 3H) [xr, xz, xn]
+    gx = apply_table(table, x)                               # (K, 3H) [xr, xz, xn]
     gh = h_prev @ w_hh_t                                     # (K, 3H) [hr, hz, hn]
     gh += b_hh
     rz = gx[:, :2 * H] + gh[:, :2 * H]

@@ -40,8 +40,8 @@ import numpy as np
 
 from rnnlab.cells import CELLS
 from rnnlab.engines.numpy.layers import sigmoid
-from rnnlab.engines.numpy.sequence import (input_projection, input_projection_backward, project,
-                                           project_backward, scan, scan_backward, time_major)
+from rnnlab.engines.numpy.sequence import (apply_table, input_projection, input_projection_backward, input_table,
+                                           project, project_backward, scan, scan_backward, time_major)
 
 GATES, STATE_SIZE = CELLS["mingru"].gates, len(CELLS["mingru"].state)    # 2, 1: from the table of cells
 
@@ -103,8 +103,7 @@ def backward(dout, dstateT, cache):
 def prepare_step(p, one_hot):
     """Weights laid out once for sample_step: one-hot input, the table W_ih^T + b_ih (D, 2H), one contiguous row
     per symbol; dense input, (W_ih^T, b_ih)."""
-    w_ih_t = np.ascontiguousarray(p["weight_ih"].T)
-    return w_ih_t + p["bias_ih"] if one_hot else (w_ih_t, p["bias_ih"])
+    return input_table(p["weight_ih"], p["bias_ih"], one_hot)
 
 
 def sample_step(x, state, prep, out):
@@ -112,7 +111,7 @@ def sample_step(x, state, prep, out):
     new h written into out = (h,)."""
     (h_prev,) = state
     H = h_prev.shape[1]
-    g = prep[x] if x.ndim == 1 else x @ prep[0] + prep[1]    # (K, 2H) [k, h~]
+    g = apply_table(prep, x)    # (K, 2H) [k, h~]
     z = sigmoid(g[:, :H])
     h = np.multiply(1.0 - z, h_prev, out=out[0])
     h += z * g[:, H:]

@@ -37,8 +37,8 @@ import numpy as np
 
 from rnnlab.cells import CELLS
 from rnnlab.engines.numpy.layers import sigmoid
-from rnnlab.engines.numpy.sequence import (input_projection, input_projection_backward, project,
-                                           project_backward, scan, scan_backward, time_major)
+from rnnlab.engines.numpy.sequence import (apply_table, input_projection, input_projection_backward, input_table,
+                                           project, project_backward, scan, scan_backward, time_major)
 
 GATES, STATE_SIZE = CELLS["minlstm"].gates, len(CELLS["minlstm"].state)    # 3, 1: from the table of cells
 
@@ -118,8 +118,7 @@ def backward(dout, dstateT, cache):
 def prepare_step(p, one_hot):
     """Weights laid out once for sample_step: one-hot input, the table W_ih^T + b_ih (D, 3H), one contiguous row
     per symbol; dense input, (W_ih^T, b_ih)."""
-    w_ih_t = np.ascontiguousarray(p["weight_ih"].T)
-    return w_ih_t + p["bias_ih"] if one_hot else (w_ih_t, p["bias_ih"])
+    return input_table(p["weight_ih"], p["bias_ih"], one_hot)
 
 
 def sample_step(x, state, prep, out):
@@ -127,7 +126,7 @@ def sample_step(x, state, prep, out):
     new h written into out = (h,)."""
     (h_prev,) = state
     H = h_prev.shape[1]
-    g = prep[x] if x.ndim == 1 else x @ prep[0] + prep[1]    # (K, 3H) [k_f, k_i, h~]
+    g = apply_table(prep, x)    # (K, 3H) [k_f, k_i, h~]
     fn, in_ = _gates(g[:, :H], g[:, H:2 * H])
     h = np.multiply(fn, h_prev, out=out[0])
     h += in_ * g[:, 2 * H:]

@@ -35,8 +35,8 @@ once, what sampling runs per character (tests/test_numpy_step.py holds it to for
 import numpy as np
 
 from rnnlab.cells import CELLS
-from rnnlab.engines.numpy.sequence import (input_projection, input_projection_backward, project,
-                                           project_backward, time_major)
+from rnnlab.engines.numpy.sequence import (apply_table, input_projection, input_projection_backward, input_table,
+                                           project, project_backward, time_major)
 
 GATES, STATE_SIZE = CELLS["rnn"].gates, len(CELLS["rnn"].state)    # 1, 1: from the table of cells
 
@@ -133,9 +133,7 @@ def prepare_step(p, one_hot):
     """Weights laid out once for sample_step (sampling calls a step per character): (table, w_hh_t).
     One-hot input: table = W_ih^T + b_ih + b_hh (D, H), one contiguous row per symbol; dense input: table =
     (W_ih^T (D, H), b_ih + b_hh). w_hh_t = W_hh^T (H, H), contiguous."""
-    b = p["bias_ih"] + p["bias_hh"]
-    w_ih_t = np.ascontiguousarray(p["weight_ih"].T)
-    return (w_ih_t + b if one_hot else (w_ih_t, b)), np.ascontiguousarray(p["weight_hh"].T)
+    return input_table(p["weight_ih"], p["bias_ih"] + p["bias_hh"], one_hot), np.ascontiguousarray(p["weight_hh"].T)
 
 
 def sample_step(x, state, prep, out):
@@ -143,5 +141,5 @@ def sample_step(x, state, prep, out):
     new h written into out = (h,). tests/test_numpy_step.py holds it to model.forward."""
     table, w_hh_t = prep
     a = state[0] @ w_hh_t                                    # (K, H)
-    a += table[x] if x.ndim == 1 else x @ table[0] + table[1]
+    a += apply_table(table, x)
     np.tanh(a, out=out[0])                                   # h_t = tanh(W_xh x_t + W_hh h_{t-1} + b_h)

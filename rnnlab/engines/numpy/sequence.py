@@ -213,3 +213,15 @@ def sequence_backward(cell, dout, dstateT, cache):
         for k in grads:
             grads[k] += g[k]
     return dx, dstate, grads
+
+
+def input_table(w_ih, bias, one_hot: bool):
+    """W_ih laid out once for a sampling step (cells' prepare_step): one-hot input, the table W_ih^T + bias (D, G*H),
+    one contiguous row per symbol; dense input, (W_ih^T (D, G*H) contiguous, bias)."""
+    w_ih_t = np.ascontiguousarray(w_ih.T)
+    return w_ih_t + bias if one_hot else (w_ih_t, bias)
+
+
+def apply_table(table, x):
+    """x @ W_ih^T + bias through input_table's result: x (K,) ids -> its rows, (K, D) floats -> one GEMM. (K, G*H)"""
+    return table[x] if x.ndim == 1 else x @ table[0] + table[1]

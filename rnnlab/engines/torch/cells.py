@@ -43,9 +43,7 @@ class StepRNN(nn.Module):
         self.step = getattr(sys.modules[__name__], name)
         self.num_layers, self.dropout = num_layers, dropout
         self.names = cells.get(name).params
-        for k in range(num_layers):
-            for n, shape in cells.get(name).shapes(input_size if k == 0 else hidden_size, hidden_size).items():
-                self.register_parameter(f"{n}_l{k}", nn.Parameter(torch.zeros(shape)))   # values come from init
+        register_layers(self, name, input_size, hidden_size, num_layers)
 
     def forward(self, x, state: tuple, mask=None):
         finals = []
@@ -88,9 +86,7 @@ class ScanRNN(nn.Module):
         super().__init__()
         self.coefficients = getattr(sys.modules[__name__], name)
         self.num_layers, self.dropout = num_layers, dropout
-        for k in range(num_layers):
-            for n, shape in cells.get(name).shapes(input_size if k == 0 else hidden_size, hidden_size).items():
-                self.register_parameter(f"{n}_l{k}", nn.Parameter(torch.zeros(shape)))   # values come from init
+        register_layers(self, name, input_size, hidden_size, num_layers)
 
     def forward(self, x, state: tuple, mask=None):
         finals = []
@@ -147,6 +143,14 @@ def minlstm(xw):
     kf, ki, cand = xw.chunk(3, dim=-1)                                        # (N, T, H) each
     d = F.logsigmoid(kf) - F.logsigmoid(ki)
     return F.logsigmoid(d), torch.sigmoid(-d) * cand
+
+
+def register_layers(module: nn.Module, name: str, input_size: int, hidden_size: int, num_layers: int) -> None:
+    """The row's parameters of every layer on `module`, nn.RNN's names (weight_ih_l0, ...); their values come from
+    the engine's initialisation (the NumPy engine's, for the same numbers in both engines)."""
+    for k in range(num_layers):
+        for n, shape in cells.get(name).shapes(input_size if k == 0 else hidden_size, hidden_size).items():
+            module.register_parameter(f"{n}_l{k}", nn.Parameter(torch.zeros(shape)))
 
 
 def make_rnn(cfg, input_size: int) -> nn.Module:
