@@ -162,7 +162,8 @@ def test_page_step_matches_numpy_for_every_cell_of_its_table(tmp_path):
     from rnnlab import cells
     from rnnlab.config import ModelConfig
     from rnnlab.engines.numpy import step
-    from rnnlab.export.page_js import CELL_NAMES
+    from rnnlab.export.page_js import cells_js
+    CELL_NAMES = cells_js()[0]
     ids = np.random.default_rng(1).integers(0, 11, 30).tolist()
     js = (f"(() => {{ const m = window.rnnlab.model, s = m.zero(), out = [];"
           f" for (const i of {ids}) out.push(Array.from(m.step(i, s))); return out; }})()")
@@ -346,7 +347,9 @@ def test_bad_inputs_are_one_line_errors(runs, tmp_path, monkeypatch):
                           "supports character models only")
     from rnnlab.errors import UserError
     from rnnlab.export import html
-    monkeypatch.setattr(html, "CELL_NAMES", ("rnn", "lstm"))               # a cell the page lacks
+    from rnnlab.export import page_js
+    real = page_js.cells_js
+    monkeypatch.setattr(page_js, "cells_js", lambda: (("rnn", "lstm"), real()[1]))   # a cell the page lacks
     with pytest.raises(UserError, match="does not implement the cell 'gru'"):
         html.write(run, tmp_path / "p.html")
     assert not (tmp_path / "p.html").exists()

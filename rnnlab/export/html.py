@@ -28,7 +28,7 @@ from ..errors import UserError
 from ..sample import default_start
 from .card import card, load_lm
 from .page import TEMPLATE
-from .page_js import CELL_NAMES, SCRIPT
+from . import page_js
 
 DTYPES = {"float32": "<f4", "float16": "<f2"}
 
@@ -52,9 +52,10 @@ def pack(params: dict, names, dtype: str = "float32"):
 def model_data(snap, where, dtype: str = "float32"):
     """(the page's #model JSON as a dict, the weights' bytes). UserError for a cell the page does not implement."""
     m, vocab = snap.mcfg, snap.vocab
-    if m.cell not in CELL_NAMES:
-        raise UserError(f"the web page does not implement the cell {m.cell!r} yet (it has {', '.join(CELL_NAMES)}); "
-                        f"export it with --format onnx")
+    names = page_js.cells_js()[0]
+    if m.cell not in names:
+        raise UserError(f"the web page does not implement the cell {m.cell!r} yet (it has {', '.join(names)}: a "
+                        f"cell's NumPy file gives its JS_STEP); export it with --format onnx")
     if dtype not in DTYPES:
         raise UserError(f"unknown --dtype {dtype!r}; choose float32 or float16")
     row = cells.get(m.cell)
@@ -75,7 +76,8 @@ def render(data: dict, weights: bytes) -> str:
     title = f"rnnlab: {data['cell']} H={data['H']} L={data['L']}, sampling in your browser"
     note = (f"A character model exported by rnnlab export ({data['dtype']} weights, "
             f"{len(weights) / 1e6:.2f} MB). Everything runs in this page: no network.")
-    parts = {"TITLE": html.escape(title), "NOTE": html.escape(note), "MODEL": blob, "SCRIPT": SCRIPT,
+    parts = {"TITLE": html.escape(title), "NOTE": html.escape(note), "MODEL": blob,
+             "SCRIPT": page_js.SCRIPT.replace("%CELLS%", page_js.cells_js()[1]),
              "WEIGHTS": base64.b64encode(weights).decode("ascii")}
     return re.sub(r"%(TITLE|NOTE|MODEL|SCRIPT|WEIGHTS)%", lambda m: parts[m.group(1)], TEMPLATE)   # one pass
 

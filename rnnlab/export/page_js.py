@@ -5,11 +5,11 @@ manifest [name, shape, byte offset], the model card) and #weights (every paramet
 float16, concatenated and base64-encoded). The script decodes the weights once, then steps the model one symbol at a
 time in float64 arithmetic over float32 weights, streaming each new symbol into #output.
 
-CELLS is the table of cells the page implements, keyed by name, in PyTorch's gate order (rnnlab/cells.py and the
-NumPy files hold the same equations). Each entry gives G (weight_ih has G*H rows), the state names, whether the
-cell has a recurrent weight (weight_hh, bias_hh), and step(gx, gh, s, H), which updates the layer's state arrays s
-in place from gx = W_ih x + b_ih (G*H) and gh = W_hh h + b_hh (G*H; null without a recurrent weight). CELL_NAMES
-below lists its keys for the Python side: export refuses any other cell with one line.
+CELLS is the table of cells the page implements, keyed by name, in PyTorch's gate order, built by cells_js() from
+rnnlab.cells and each cell's NumPy file (the cell is a unit: its JS_STEP sits beside its NumPy step). Each entry
+gives G (weight_ih has G*H rows), the state names, whether the cell has a recurrent weight (weight_hh, bias_hh),
+and step(gx, gh, s, H), which updates the layer's state arrays s in place from gx = W_ih x + b_ih (G*H) and
+gh = W_hh h + b_hh (G*H; null without a recurrent weight). Export refuses a cell without JS_STEP in one line.
 
 `pick` is rnnlab.sample.pick for one row: argmax (ties: the lowest id) when argmax is set or the temperature is 0,
 else softmax(logits / T) cut to the top-k logits (ties with the k-th kept) and to the smallest set whose mass
@@ -17,7 +17,19 @@ reaches top-p, sampled by inverse CDF with one uniform draw. The draws come from
 own (mulberry32), not NumPy's PCG64: seeded samples differ from rnnlab sample's; argmax text is the same.
 """
 
-CELL_NAMES = ("rnn", "lstm", "gru", "mingru", "minlstm")
+def cells_js() -> tuple:
+    """(the names of the cells the page implements, the JavaScript object literal of their table): every row of
+    rnnlab.cells whose NumPy file has a JS_STEP, with G, its state names and whether it has a recurrent weight."""
+    import importlib
+    from .. import cells
+    names, parts = [], []
+    for name, row in cells.CELLS.items():
+        step = getattr(importlib.import_module(f"rnnlab.engines.numpy.{name}"), "JS_STEP", None)
+        if step:
+            names.append(name)
+            parts.append(f'{name}: {{ G: {row.gates}, state: {list(row.state)!r}, '
+                         f'hh: {str("weight_hh" in row.params).lower()},\n  step: {step.strip()} }}')
+    return tuple(names), "{\n" + ",\n".join(parts) + "}"
 
 SCRIPT = r"""
 "use strict";
@@ -26,38 +38,7 @@ SCRIPT = r"""
   const $ = (id) => document.getElementById(id);
   const sig = (a) => 1 / (1 + Math.exp(-a));
 
-  const CELLS = {
-    rnn: { G: 1, state: ["h"], hh: true,                  // h = tanh(W_ih x + b_ih + W_hh h + b_hh)
-      step(gx, gh, s, H) { const h = s[0]; for (let j = 0; j < H; j++) h[j] = Math.tanh(gx[j] + gh[j]); } },
-    lstm: { G: 4, state: ["h", "c"], hh: true,            // [i f g o]; c = f c + i g; h = o tanh(c)
-      step(gx, gh, s, H) {
-        const h = s[0], c = s[1];
-        for (let j = 0; j < H; j++) {
-          const i = sig(gx[j] + gh[j]), f = sig(gx[H + j] + gh[H + j]);
-          const g = Math.tanh(gx[2 * H + j] + gh[2 * H + j]), o = sig(gx[3 * H + j] + gh[3 * H + j]);
-          c[j] = f * c[j] + i * g;
-          h[j] = o * Math.tanh(c[j]);
-        } } },
-    gru: { G: 3, state: ["h"], hh: true,                  // [r z n]; n = tanh(xn + r hn); h = (1 - z) n + z h
-      step(gx, gh, s, H) {
-        const h = s[0];
-        for (let j = 0; j < H; j++) {
-          const r = sig(gx[j] + gh[j]), z = sig(gx[H + j] + gh[H + j]);
-          const n = Math.tanh(gx[2 * H + j] + r * gh[2 * H + j]);
-          h[j] = n + z * (h[j] - n);
-        } } },
-    mingru: { G: 2, state: ["h"], hh: false,              // [z h~]; z = sig(.); h = (1 - z) h + z h~
-      step(gx, gh, s, H) {
-        const h = s[0];
-        for (let j = 0; j < H; j++) { const z = sig(gx[j]); h[j] = (1 - z) * h[j] + z * gx[H + j]; } } },
-    minlstm: { G: 3, state: ["h"], hh: false,             // [f i h~]; h = f/(f+i) h + i/(f+i) h~
-      step(gx, gh, s, H) {
-        const h = s[0];
-        for (let j = 0; j < H; j++) {
-          const f = sig(gx[j]), i = sig(gx[H + j]), t = f + i;
-          h[j] = (f / t) * h[j] + (i / t) * gx[2 * H + j];
-        } } },
-  };
+  const CELLS = %CELLS%;
 
   function bytesOf(b64) {
     if (typeof Uint8Array.fromBase64 === "function") return Uint8Array.fromBase64(b64);

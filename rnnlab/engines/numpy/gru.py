@@ -197,3 +197,17 @@ def sample_step(x, state, prep, out):
     h = np.subtract(h_prev, n, out=out[0])
     h *= rz[:, H:]
     h += n                                                   # h = n + z * (h_prev - n)
+
+
+# The same step in JavaScript, for the page `rnnlab export --format html` writes (rnnlab/export/page_js.py): it updates
+# the layer's state arrays s in place from gx = W_ih x + b_ih (G*H) and gh = W_hh h + b_hh (null without W_hh).
+# [r z n]; n = tanh(xn + r hn); h = (1 - z) n + z h
+JS_STEP = r"""
+function(gx, gh, s, H) {
+    const h = s[0];
+    for (let j = 0; j < H; j++) {
+      const r = sig(gx[j] + gh[j]), z = sig(gx[H + j] + gh[H + j]);
+      const n = Math.tanh(gx[2 * H + j] + r * gh[2 * H + j]);
+      h[j] = n + z * (h[j] - n);
+    } }
+"""

@@ -231,3 +231,18 @@ def backward(dout, dstateT, cache):
         "bias_hh": db_ih.copy(),                             # (4H,)
     }
     return dx, (dh_next, dc_next), grads
+
+
+# The same step in JavaScript, for the page `rnnlab export --format html` writes (rnnlab/export/page_js.py): it updates
+# the layer's state arrays s in place from gx = W_ih x + b_ih (G*H) and gh = W_hh h + b_hh (null without W_hh).
+# [i f g o]; c = f c + i g; h = o tanh(c)
+JS_STEP = r"""
+function(gx, gh, s, H) {
+    const h = s[0], c = s[1];
+    for (let j = 0; j < H; j++) {
+      const i = sig(gx[j] + gh[j]), f = sig(gx[H + j] + gh[H + j]);
+      const g = Math.tanh(gx[2 * H + j] + gh[2 * H + j]), o = sig(gx[3 * H + j] + gh[3 * H + j]);
+      c[j] = f * c[j] + i * g;
+      h[j] = o * Math.tanh(c[j]);
+    } }
+"""

@@ -115,3 +115,13 @@ def sample_step(x, state, prep, out):
     z = sigmoid(g[:, :H])
     h = np.multiply(1.0 - z, h_prev, out=out[0])
     h += z * g[:, H:]
+
+
+# The same step in JavaScript, for the page `rnnlab export --format html` writes (rnnlab/export/page_js.py): it updates
+# the layer's state arrays s in place from gx = W_ih x + b_ih (G*H) and gh = W_hh h + b_hh (null without W_hh).
+# [z h~]; z = sig(.); h = (1 - z) h + z h~
+JS_STEP = r"""
+function(gx, gh, s, H) {
+    const h = s[0];
+    for (let j = 0; j < H; j++) { const z = sig(gx[j]); h[j] = (1 - z) * h[j] + z * gx[H + j]; } }
+"""

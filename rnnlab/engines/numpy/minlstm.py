@@ -130,3 +130,16 @@ def sample_step(x, state, prep, out):
     fn, in_ = _gates(g[:, :H], g[:, H:2 * H])
     h = np.multiply(fn, h_prev, out=out[0])
     h += in_ * g[:, 2 * H:]
+
+
+# The same step in JavaScript, for the page `rnnlab export --format html` writes (rnnlab/export/page_js.py): it updates
+# the layer's state arrays s in place from gx = W_ih x + b_ih (G*H) and gh = W_hh h + b_hh (null without W_hh).
+# [f i h~]; h = f/(f+i) h + i/(f+i) h~
+JS_STEP = r"""
+function(gx, gh, s, H) {
+    const h = s[0];
+    for (let j = 0; j < H; j++) {
+      const f = sig(gx[j]), i = sig(gx[H + j]), t = f + i;
+      h[j] = (f / t) * h[j] + (i / t) * gx[2 * H + j];
+    } }
+"""

@@ -143,3 +143,11 @@ def sample_step(x, state, prep, out):
     a = state[0] @ w_hh_t                                    # (K, H)
     a += apply_table(table, x)
     np.tanh(a, out=out[0])                                   # h_t = tanh(W_xh x_t + W_hh h_{t-1} + b_h)
+
+
+# The same step in JavaScript, for the page `rnnlab export --format html` writes (rnnlab/export/page_js.py): it updates
+# the layer's state arrays s in place from gx = W_ih x + b_ih (G*H) and gh = W_hh h + b_hh (null without W_hh).
+# h = tanh(W_ih x + b_ih + W_hh h + b_hh)
+JS_STEP = r"""
+function(gx, gh, s, H) { const h = s[0]; for (let j = 0; j < H; j++) h[j] = Math.tanh(gx[j] + gh[j]); }
+"""
