@@ -19,7 +19,11 @@ def pick(logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0,
     (0 = all) and to the smallest set whose probability reaches top_p (1.0 = all), then sampled by inverse CDF
     with one uniform draw per row."""
     logits = np.asarray(logits, dtype=np.float64)
-    if argmax or temperature == 0:
+    cold = temperature == 0
+    if 0 < temperature < 1e-3:                  # logits / T may overflow: then T -> 0's limit, the argmax
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            cold = not np.isfinite(logits / temperature).all()
+    if argmax or cold:
         return logits.argmax(axis=1)
     if logits.shape[0] == 1 and not (top_k and top_k < logits.shape[1]) and top_p >= 1.0:
         return _pick_one(logits[0], rng, temperature)

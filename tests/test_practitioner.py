@@ -172,3 +172,13 @@ def test_python_api(tmp_path):
     assert more["step"] == 30
     with pytest.raises(Exception, match="unknown settings"):
         api.train(data=data, out=tmp_path / "x", hiden_size=3)
+
+
+def test_valid_extremes_of_sampling_flags(tmp_path):
+    """The smallest positive temperature is the argmax (logits / T overflow: its limit), not noise."""
+    run, _ = trained(tmp_path)
+    greedy = rnnlab("sample", run, "--length", "30", "--argmax").stdout
+    for t in ("5e-324", "1e-300"):
+        assert rnnlab("sample", run, "--length", "30", "--temperature", t, "--seed", "1").stdout == greedy
+    assert rnnlab("sample", run, "--length", "30", "--top-p", "1e-300", "--seed", "1").stdout == greedy
+
