@@ -97,7 +97,7 @@ def configs(args, base=None):
 
 
 def add_engine(p, train=False):
-    """--engine, --device, --precision (and, for training, --ddp-timeout)."""
+    """--engine, --device, --precision, --threads (and, for training, --ddp-timeout)."""
     p.add_argument("--engine", default="numpy", choices=("numpy", "torch", "auto"),
                    help="numpy (exact, readable), torch (fast LSTMs, GPUs, torchrun; pip install "
                         "'rnnlab[torch]'), or auto: the faster one for this cell and job here (on a CPU: torch for "
@@ -106,6 +106,10 @@ def add_engine(p, train=False):
                    help="torch engine: where to compute; auto = cuda, else mps, else cpu (default: auto)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
                    help="torch engine: fp32, or bf16 autocast (CUDA only; weights stay float32) (default: fp32)")
+    p.add_argument("--threads", type=number(int), default=0, metavar="N",
+                   help="threads for the maths (NumPy's BLAS, torch); 0 = auto: the CPUs this process may use "
+                        "(affinity, cgroup quota, OMP_NUM_THREADS), 1 where a time step's matrices are too small to "
+                        "share, as in sampling one sequence (default: 0)")
     if train:
         p.add_argument("--ddp-timeout", type=number(float), default=None, metavar="SECONDS",
                        help="under torchrun: stop with an error when another process is gone or silent this long "
@@ -113,8 +117,17 @@ def add_engine(p, train=False):
 
 
 def engine_options(args) -> dict:
-    """The torch engine's options from the flags add_engine added."""
-    return {"device": args.device, "precision": args.precision, "ddp_timeout": getattr(args, "ddp_timeout", None)}
+    """make_engine's options from the flags add_engine added: the torch engine's, and --threads."""
+    return {"device": args.device, "precision": args.precision, "ddp_timeout": getattr(args, "ddp_timeout", None),
+            "threads": args.threads}
+
+
+def announce(command: str, engine) -> None:
+    """The first line of sample and eval, on stderr (stdout is the sample, or the result): the engine, where it
+    computes, and on how many threads."""
+    from ..threads import describe
+    sys.stderr.write(f"rnnlab {command}: engine {engine.name} ({engine.device}) on {describe(engine.name)}\n")
+    sys.stderr.flush()
 
 
 def resume_overrides(args) -> dict:

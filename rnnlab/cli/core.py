@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from ..config import PRESETS, ModelConfig, TrainConfig
 from ..errors import UserError
-from .args import (add_config_flags, add_engine, configs, engine_options, number, progress, resume_overrides,
-                   run_dir, write_samples)
+from .args import (add_config_flags, add_engine, announce, configs, engine_options, number, progress,
+                   resume_overrides, run_dir, write_samples)
 
 
 def add_hello(sub):
@@ -110,7 +110,9 @@ def _load(path, which, engine_name, engine_options=None, job="eval"):
 
 def cmd_sample(args):
     from ..sample import generate
-    snap, engine, params = _load(args.path, args.which, args.engine, engine_options(args), job="sample")
+    options = {**engine_options(args), "rows": args.num_samples}      # K sequences a step: the threads' job
+    snap, engine, params = _load(args.path, args.which, args.engine, options, job="sample")
+    announce("sample", engine)
     write_samples(lambda on_text: generate(engine, params, snap.vocab, args.prime, args.length, args.num_samples,
                                            args.seed, args.temperature, args.top_k, args.top_p, args.argmax,
                                            args.unknown, on_text), args.num_samples)
@@ -119,7 +121,8 @@ def cmd_sample(args):
 def cmd_eval(args):
     from ..text import read_text
     from ..train import evaluate_ids
-    snap, engine, params = _load(args.path, args.which, args.engine, engine_options(args))
+    snap, engine, params = _load(args.path, args.which, args.engine, {**engine_options(args), "rows": 1})
+    announce("eval", engine)
     data = read_text(args.data, snap.vocab.encoding)
     ids = snap.vocab.encode(data, unknown=args.unknown)
     if len(ids) < 2:

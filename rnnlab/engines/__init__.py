@@ -51,9 +51,21 @@ def auto_engine(mcfg, job: str = "train", **torch_options) -> str:
     return cells.get(mcfg.cell).cpu_train if job != "sample" else "numpy"
 
 
-def make_engine(name: str, mcfg, tcfg, job: str = "train", **torch_options):
+def make_engine(name: str, mcfg, tcfg, job: str = "train", threads: int | None = None, rows: int | None = None,
+                **torch_options):
     """Build the engine called `name` ("numpy", "torch" or "auto": see auto_engine) for `job` (train, eval or
-    sample: only auto looks at it)."""
+    sample: auto and the thread choice look at it). `threads` (the command line's --threads) sizes this process's
+    BLAS and OpenMP pools for the job, on `rows` parallel sequences (default: the batch size, 1 to sample):
+    0 = auto, N = N (rnnlab.threads.choose); None leaves them as they are (a library caller's process)."""
+    engine = _build(name, mcfg, tcfg, job, torch_options)
+    if threads is not None:
+        from .. import threads as pools
+        rows = rows or (1 if job == "sample" else tcfg.batch_size)
+        pools.use(pools.choose(threads, job, rows, cells.get(mcfg.cell).gates, mcfg.hidden_size))
+    return engine
+
+
+def _build(name: str, mcfg, tcfg, job: str, torch_options: dict):
     if name == "auto":
         name = auto_engine(mcfg, job, **torch_options)
     if name == "numpy":

@@ -1,0 +1,144 @@
+"""How many threads the maths runs on, and how idle pool threads wait (issue 13).
+
+NumPy's BLAS (OpenBLAS: a pthreads pool) and torch (OpenMP: GNU libgomp in the pip wheels, Intel's libiomp5 in
+some builds; MKL and oneDNN run on it) keep pools of threads that spin, waiting for the next piece of work,
+before they sleep. Two runs on two shared cores then spin on the very core the other needs: two `rnnlab train
+--engine torch` started together ran at 1% of the solo speed each. So the command line
+
+  1. calls prepare_env() before NumPy or torch is imported (the runtimes read these once, when they load):
+         GOMP_SPINCOUNT   libgomp's spin before a waiting thread sleeps, bounded from ~300,000 pause
+                          instructions (several ms, longer than the scheduler's time slice) to SPINCOUNT
+         KMP_BLOCKTIME    the same for Intel's libiomp5 (ms; its default is 200)
+         OPENBLAS_THREAD_TIMEOUT   OpenBLAS's idle workers: sleep after 2^N cycles (default 2^28, ~0.1 s)
+     A variable the user set is left as it is. OMP_WAIT_POLICY=PASSIVE (no spin at all) is not set: it halved
+     one run's torch speed here (every OpenMP region then waits on a futex wake-up).
+  2. sets the pools' size for the job through make_engine(..., threads=N) -> use(choose(N, ...)):
+     choose(0, ...) (auto) takes the CPUs this process may use (usable_cpus: affinity and cgroup quota; a
+     torchrun rank its share; OMP_NUM_THREADS when the user set it), and 1 thread where the GEMMs of a time step
+     are too small to share (one-character sampling, small models): the second thread costs more than it gains.
+
+    >>> choose(0, "sample", rows=1, gates=4, hidden=512, cpus=8)
+    1
+    >>> choose(0, "train", rows=32, gates=4, hidden=256, cpus=8), choose(3, "train", 32, 4, 256, cpus=8)
+    (8, 3)
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from .errors import UserError
+
+SPINCOUNT = 20000        # libgomp pause loops before sleeping: ~0.1-1 ms, a fraction of a time slice
+WAIT_ENV = {"GOMP_SPINCOUNT": str(SPINCOUNT), "KMP_BLOCKTIME": "1", "OPENBLAS_THREAD_TIMEOUT": "22"}
+SMALL_FLOPS = 1e7        # recurrent GEMM FLOPs per time step (2 N G H^2) below which one thread is faster
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def prepare_env(environ=None) -> dict:
+    """Set WAIT_ENV in `environ` (os.environ) where unset; returns what was set. Call before NumPy and torch
+    load: afterwards these variables change nothing in this process (they still reach its subprocesses)."""
+    environ = os.environ if environ is None else environ
+    added = {k: v for k, v in WAIT_ENV.items() if k not in environ}
+    environ.update(added)
+    return added
+
+
+def cgroup_cpus(root: Path = CGROUP, proc_cgroup: str = "/proc/self/cgroup") -> float | None:
+    """The CPU quota of this process's cgroup in CPUs (quota / period), or None when there is none: cgroup v2's
+    cpu.max ("max 100000" = none, "150000 100000" = 1.5), else v1's cpu.cfs_quota_us / cpu.cfs_period_us (-1 =
+    none). Looks in the process's own cgroup and at the mount's root (a container sees its own cgroup there)."""
+    try:
+        lines = Path(proc_cgroup).read_text().splitlines()
+    except OSError:
+        lines = []
+    places = []
+    for line in lines:                                   # "0::/path" (v2) or "4:cpu,cpuacct:/path" (v1)
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        rel = path.strip("/")
+        if controllers == "":
+            places += [(root / rel, "v2"), (root, "v2")]
+        elif "cpu" in controllers.split(","):
+            for mount in (root / controllers, root / "cpu", root / "cpu,cpuacct"):
+                places += [(mount / rel, "v1"), (mount, "v1")]
+    for folder, kind in places:
+        try:
+            if kind == "v2":
+                quota, period = (folder / "cpu.max").read_text().split()[:2]
+                return None if quota == "max" else int(quota) / int(period)
+            quota = int((folder / "cpu.cfs_quota_us").read_text())
+            return None if quota <= 0 else quota / int((folder / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may really use: its affinity mask (os.sched_getaffinity, else os.cpu_count()),
+    capped by its cgroup's CPU quota rounded up (a quota of 1.5 CPUs runs 2 threads at 75% each)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):                    # macOS, Windows: no affinity call
+        n = os.cpu_count() or 1
+    quota = cgroup_cpus()
+    return max(1, min(n, math.ceil(quota)) if quota else n)
+
+
+def choose(requested: int, job: str, rows: int, gates: int, hidden: int, cpus: int | None = None) -> int:
+    """The thread count for `job` ("train", "eval" or "sample") on `rows` parallel sequences of a model of width
+    `hidden` and `gates` gate blocks; `requested` > 0 is taken as given, 0 means auto:
+
+        1                        when a time step's recurrent GEMM, 2 * rows * gates * hidden^2 FLOPs, is under
+                                 SMALL_FLOPS (one-character sampling of one sequence, small models)
+        cpus // local ranks      otherwise; cpus = usable_cpus(), or OMP_NUM_THREADS when the user set it;
+                                 under torchrun each of the LOCAL_WORLD_SIZE processes on this machine its share
+    Raises UserError for a negative request."""
+    if requested < 0:
+        raise UserError(f"--threads must be 0 (auto) or a positive count, not {requested}")
+    if requested:
+        return requested
+    if 2 * rows * gates * hidden * hidden < SMALL_FLOPS:
+        return 1
+    cpus = cpus or _env_int("OMP_NUM_THREADS") or usable_cpus()
+    return max(1, cpus // max(1, _env_int("LOCAL_WORLD_SIZE") or 1))
+
+
+def _env_int(name: str) -> int:
+    try:
+        return int(os.environ.get(name, "") or 0)
+    except ValueError:
+        return 0
+
+
+def use(n: int) -> int:
+    """Run every BLAS and OpenMP pool of this process on n threads (threadpoolctl: OpenBLAS, MKL, libgomp) and
+    torch's intra-op pool too when torch is loaded (its inter-op pool, which rnnlab never uses, gets 1 thread
+    where it is not started yet). Returns n."""
+    import sys
+
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(limits=n)                           # global: the process is the command's
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:                              # already set, or the pool has started: leave it
+            pass
+    return n
+
+
+def current(engine: str) -> int:
+    """The threads `engine`'s maths runs on now: torch's intra-op pool, or the largest BLAS pool for NumPy."""
+    if engine == "torch":
+        import torch
+        return torch.get_num_threads()
+    from threadpoolctl import threadpool_info
+    return max([p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"], default=1)
+
+
+def describe(engine: str) -> str:
+    """"1 thread" or "N threads", as the first line of train, sample and eval says it."""
+    n = current(engine)
+    return f"{n} thread{'s' if n != 1 else ''}"
