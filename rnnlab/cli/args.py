@@ -104,8 +104,9 @@ def add_engine(p, train=False):
                         "LSTM training, numpy for rnn, gru and sampling) (default: numpy)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                    help="torch engine: where to compute; auto = cuda, else mps, else cpu (default: auto)")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
-                   help="torch engine: fp32, or bf16 autocast (CUDA only; weights stay float32) (default: fp32)")
+    p.add_argument("--precision", default=None, choices=("fp32", "bf16"),
+                   help="torch engine: fp32, or bf16 autocast on CUDA or on a CPU with AMX or AVX512-BF16 "
+                        "(weights, optimiser state and checkpoints stay float32) (default: fp32)")
     p.add_argument("--threads", type=number(int), default=0, metavar="N",
                    help="threads for the maths (NumPy's BLAS, torch); 0 = auto: the CPUs this process may use "
                         "(affinity, cgroup quota, OMP_NUM_THREADS), 1 where a time step's matrices are too small to "
