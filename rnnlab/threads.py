@@ -6,20 +6,24 @@ before they sleep. Two runs on two shared cores then spin on the very core the o
 --engine torch` started together ran at 1% of the solo speed each. So the command line
 
   1. calls prepare_env() before NumPy or torch is imported (the runtimes read these once, when they load):
-         GOMP_SPINCOUNT   libgomp's spin before a waiting thread sleeps, bounded from ~300,000 pause
-                          instructions (several ms, longer than the scheduler's time slice) to SPINCOUNT
-         KMP_BLOCKTIME    the same for Intel's libiomp5 (ms; its default is 200)
-         OPENBLAS_THREAD_TIMEOUT   OpenBLAS's idle workers: sleep after 2^N cycles (default 2^28, ~0.1 s)
-     A variable the user set is left as it is. OMP_WAIT_POLICY=PASSIVE (no spin at all) is not set: it halved
-     one run's torch speed here (every OpenMP region then waits on a futex wake-up).
+         GOMP_SPINCOUNT   libgomp's spin before a waiting thread sleeps: 1,000 pause loops (tens of us) instead
+                          of 300,000 (several ms, longer than the scheduler's time slice). Measured (2 cores,
+                          torch, lstm H=256 N=32 T=64, 2 threads): alone 107k chars/s at 1,000 as at 300,000;
+                          two runs at once 35k each at 1,000, 4.7k at 20,000
+         KMP_BLOCKTIME    the same for Intel's libiomp5, in ms (default 200; not in the pip wheels, unmeasured)
+         OPENBLAS_THREAD_TIMEOUT   OpenBLAS's idle workers sleep after 2^22 cycles (~1.5 ms) instead of 2^28
+                          (~0.1 s); NumPy engine alone: 70k chars/s as at 2^28 (2^4: 63k)
+     A variable the user set is left as it is. OMP_WAIT_POLICY=PASSIVE (no spin at all) is not set: it cost a
+     torch run alone 32% (every OpenMP region then waits for a futex wake-up).
   2. sets the pools' size for the job through make_engine(..., threads=N) -> use(choose(N, ...)):
      choose(0, ...) (auto) takes the CPUs this process may use (usable_cpus: affinity and cgroup quota; a
      torchrun rank its share; OMP_NUM_THREADS when the user set it), and 1 thread where the GEMMs of a time step
      are too small to share (one-character sampling, small models): the second thread costs more than it gains.
+     Measured alone (2 cores, lstm H=256 N=32 T=64): torch 60k chars/s on 1 thread, 106k on 2; NumPy 52k, 70k.
 
-    >>> choose(0, "sample", rows=1, gates=4, hidden=512, cpus=8)
+    >>> choose(0, rows=1, gates=4, hidden=1024, cpus=8)          # sampling one sequence
     1
-    >>> choose(0, "train", rows=32, gates=4, hidden=256, cpus=8), choose(3, "train", 32, 4, 256, cpus=8)
+    >>> choose(0, rows=32, gates=4, hidden=256, cpus=8), choose(3, 32, 4, 256, cpus=8)
     (8, 3)
 """
 from __future__ import annotations
@@ -30,9 +34,8 @@ from pathlib import Path
 
 from .errors import UserError
 
-SPINCOUNT = 20000        # libgomp pause loops before sleeping: ~0.1-1 ms, a fraction of a time slice
-WAIT_ENV = {"GOMP_SPINCOUNT": str(SPINCOUNT), "KMP_BLOCKTIME": "1", "OPENBLAS_THREAD_TIMEOUT": "22"}
-SMALL_FLOPS = 1e7        # recurrent GEMM FLOPs per time step (2 N G H^2) below which one thread is faster
+WAIT_ENV = {"GOMP_SPINCOUNT": "1000", "KMP_BLOCKTIME": "1", "OPENBLAS_THREAD_TIMEOUT": "22"}
+SMALL_FLOPS = 2e6        # recurrent GEMM FLOPs per time step (2 N G H^2) below which one thread is faster
 CGROUP = Path("/sys/fs/cgroup")
 
 
@@ -85,20 +88,22 @@ def usable_cpus() -> int:
     return max(1, min(n, math.ceil(quota)) if quota else n)
 
 
-def choose(requested: int, job: str, rows: int, gates: int, hidden: int, cpus: int | None = None) -> int:
-    """The thread count for `job` ("train", "eval" or "sample") on `rows` parallel sequences of a model of width
-    `hidden` and `gates` gate blocks; `requested` > 0 is taken as given, 0 means auto:
+def choose(requested: int, rows: int, gates: int, hidden: int, cpus: int | None = None) -> int:
+    """The thread count for a job on `rows` parallel sequences (the batch; K samples) of a model of width `hidden`
+    with `gates` gate blocks; `requested` > 0 is taken as given, 0 means auto:
 
-        1                        when a time step's recurrent GEMM, 2 * rows * gates * hidden^2 FLOPs, is under
-                                 SMALL_FLOPS (one-character sampling of one sequence, small models)
+        1                        for one sequence (a matrix-vector product a step: sampling one sample, the
+                                 paper's batch of 1), or when a time step's recurrent GEMM, 2 * rows * gates *
+                                 hidden^2 FLOPs, is under SMALL_FLOPS (small models)
         cpus // local ranks      otherwise; cpus = usable_cpus(), or OMP_NUM_THREADS when the user set it;
                                  under torchrun each of the LOCAL_WORLD_SIZE processes on this machine its share
+    A training run on auto then measures 1 thread against that count as it goes (rnnlab/governor.py).
     Raises UserError for a negative request."""
     if requested < 0:
         raise UserError(f"--threads must be 0 (auto) or a positive count, not {requested}")
     if requested:
         return requested
-    if 2 * rows * gates * hidden * hidden < SMALL_FLOPS:
+    if rows == 1 or 2 * rows * gates * hidden * hidden < SMALL_FLOPS:
         return 1
     cpus = cpus or _env_int("OMP_NUM_THREADS") or usable_cpus()
     return max(1, cpus // max(1, _env_int("LOCAL_WORLD_SIZE") or 1))

@@ -23,17 +23,17 @@ def test_docstring_examples():
 def test_auto_takes_one_thread_for_small_steps_and_the_usable_cpus_for_large(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
-    assert threads.choose(0, "sample", 1, 4, 512, cpus=8) == 1            # one-character sampling: a GEMV
-    assert threads.choose(0, "train", 4, 4, 64, cpus=8) == 1              # 2*4*4*64^2 = 0.1 MFLOP a step
-    assert threads.choose(0, "train", 32, 4, 256, cpus=8) == 8            # 17 MFLOP a step
-    assert threads.choose(0, "sample", 64, 4, 512, cpus=8) == 8           # 64 sequences at once
-    assert threads.choose(3, "sample", 1, 4, 16, cpus=8) == 3             # asked for: taken as given
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")                           # the user's cap
-    assert threads.choose(0, "train", 32, 4, 256) == 2
-    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")                          # torchrun: each rank its share
-    assert threads.choose(0, "train", 32, 4, 256) == 1
+    assert threads.choose(0, 1, 4, 1024, cpus=8) == 1                      # one sequence: a GEMV a step
+    assert threads.choose(0, 4, 4, 64, cpus=8) == 1                        # 2*4*4*64^2 = 0.13 MFLOP a step
+    assert threads.choose(0, 32, 4, 256, cpus=8) == 8                      # 17 MFLOP a step
+    assert threads.choose(0, 64, 4, 512, cpus=8) == 8                      # 64 samples at once
+    assert threads.choose(3, 1, 4, 16, cpus=8) == 3                        # asked for: taken as given
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")                            # the user's cap
+    assert threads.choose(0, 32, 4, 256) == 2
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")                           # torchrun: each rank its share
+    assert threads.choose(0, 32, 4, 256) == 1
     with pytest.raises(UserError, match="--threads"):
-        threads.choose(-1, "train", 32, 4, 256)
+        threads.choose(-1, 32, 4, 256)
 
 
 def test_cgroup_quota_v2_and_v1(tmp_path):
