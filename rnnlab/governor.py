@@ -3,16 +3,18 @@ load changes (--threads 0, auto, only; rnnlab/threads.py chooses n).
 
 Why measure while running: on an idle machine a second thread pays (torch's LSTM training 1.3-1.8x on 2 cores),
 but when another job holds a core, each of the hundreds of parallel regions in a training step waits for the
-scheduler to run the missing thread, and the step takes 5-50x longer (issue 13). Which case holds is known only
+scheduler to run the missing thread, and the step takes 10-100x longer (measured: two torch runs at once on
+2 threads each, 22x; issue 13: ~90x). Which case holds is known only
 while the run goes on: the other job may start after this one. So the loop times each step (`with governor:`):
 
     trial   after WARM steps, every `hold` seconds, and at once when SLOW steps in a row take over SLOWER x the
             chosen count's time: TRIAL steps on 1 thread, then up to TRIAL on n (cut short as soon as a step on n
             takes over SLOWER x the median on 1: that is the collapse), the first step after each switch not
             counted; the faster by median step time stays
-    hold    HOLD seconds, doubled each time a trial keeps the same count (up to MAX_HOLD), HOLD again on a change
+    hold    HOLD seconds, doubled each time a trial keeps the same count (up to MAX_HOLD), HOLD again on a change;
+            at least COST x the trial's own seconds, so that a model with slow steps is not held in trials
 
-A trial costs a few steps on the slower count: about 1% of an idle run's speed.
+A trial costs a few steps on the slower count: at most ~2% of an idle run's speed, less as the hold grows.
 
     >>> g = Governor(2, use=lambda n: n, clock=iter(range(100)).__next__)
     >>> for dt in [0.1] * 3 + [0.2] * 6 + [0.1] * 6:    # warm-up, 1 thread 0.2 s a step, 2 threads 0.1 s
@@ -31,7 +33,7 @@ from . import threads as pools
 class Governor:
     """Times training steps and switches this process's pools between `n` threads and 1 (see the module); with
     adapt=False (a count the user chose) it only reports n."""
-    WARM, TRIAL, SLOW, SLOWER, HOLD, MAX_HOLD = 3, 5, 2, 2.0, 30.0, 600.0
+    WARM, TRIAL, SLOW, SLOWER, HOLD, MAX_HOLD, COST = 3, 5, 2, 2.0, 30.0, 600.0, 25
 
     def __init__(self, n: int, adapt: bool = True, use=pools.use, clock=time.monotonic):
         self.n, self.adapt, self.use, self.clock = n, adapt, use, clock
@@ -80,8 +82,9 @@ class Governor:
         many = statistics.median(counted) if counted else float("inf")
         best = self.n if many <= one else 1
         self.hold = min(2 * self.hold, self.MAX_HOLD) if best == self.kept else self.HOLD
+        spent = sum(map(sum, self.trial.values()))
         self.kept, self.ref, self.trial, self.slow = best, min(one, many), None, 0
-        self.until = self.clock() + self.hold
+        self.until = self.clock() + max(self.hold, self.COST * spent)
         self._switch(best)
 
     def _switch(self, n: int) -> None:

@@ -9,7 +9,8 @@ before they sleep. Two runs on two shared cores then spin on the very core the o
          GOMP_SPINCOUNT   libgomp's spin before a waiting thread sleeps: 1,000 pause loops (tens of us) instead
                           of 300,000 (several ms, longer than the scheduler's time slice). Measured (2 cores,
                           torch, lstm H=256 N=32 T=64, 2 threads): alone 107k chars/s at 1,000 as at 300,000;
-                          two runs at once 35k each at 1,000, 4.7k at 20,000
+                          two runs at once held on 2 threads 35k each at 1,000, 4.7k at 20,000 (on auto,
+                          where the governor takes them to 1 thread: 62k each)
          KMP_BLOCKTIME    the same for Intel's libiomp5, in ms (default 200; not in the pip wheels, unmeasured)
          OPENBLAS_THREAD_TIMEOUT   OpenBLAS's idle workers sleep after 2^22 cycles (~1.5 ms) instead of 2^28
                           (~0.1 s); NumPy engine alone: 70k chars/s as at 2^28 (2^4: 63k)

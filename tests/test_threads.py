@@ -113,7 +113,7 @@ def test_governor_keeps_two_threads_where_they_are_faster_and_backs_off():
     feed(g, 0.18, g.TRIAL + 1)
     feed(g, 0.1, g.TRIAL + 1)
     assert g.threads == 2 and switches == [1, 2] and g.hold == g.HOLD
-    clock[0] = 31.0
+    clock[0] = g.until
     feed(g, 0.1, 1)                       # hold over: trial again, same answer, hold doubled
     feed(g, 0.18, g.TRIAL + 1)
     feed(g, 0.1, g.TRIAL + 1)
@@ -162,3 +162,11 @@ def test_threads_flag_and_the_first_lines(tmp_path):
     assert proc.returncode == 0 and proc.stderr.splitlines()[0] == "rnnlab eval: engine numpy (cpu) on 1 thread"
     assert "nats/char" in proc.stdout
     assert_user_error(rnnlab("sample", tmp_path / "auto", "--threads", -1), "--threads")
+
+
+def test_governor_holds_at_least_many_times_a_slow_trial():
+    g, switches, clock = fake_governor()
+    feed(g, 3.0, g.WARM)
+    feed(g, 4.0, g.TRIAL + 1)             # a big model: 4 s a step on 1 thread, 3 s on 2
+    feed(g, 3.0, g.TRIAL + 1)
+    assert g.threads == 2 and g.until == g.COST * (4.0 + 3.0) * (g.TRIAL + 1)
