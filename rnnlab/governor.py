@@ -3,9 +3,9 @@ load changes (--threads 0, auto, only; rnnlab/threads.py chooses n).
 
 Why measure while running: on an idle machine a second thread pays (torch's LSTM training 1.3-1.8x on 2 cores),
 but when another job holds a core, each of the hundreds of parallel regions in a training step waits for the
-scheduler to run the missing thread, and the step takes 10-100x longer (measured: two torch runs at once on
-2 threads each, 22x; issue 13: ~90x). Which case holds is known only
-while the run goes on: the other job may start after this one. So the loop times each step (`with governor:`):
+scheduler to run the missing thread, and the step takes 10-100x longer (measured: two torch runs at once on 2
+threads each, 22x; issue 13: ~90x). Which case holds is known only while the run goes on: the other job may start
+after this one. So the loop times each step (`with governor:`):
 
     trial   after WARM steps, every `hold` seconds, and at once when SLOW steps in a row take over SLOWER x the
             chosen count's time: TRIAL steps on 1 thread, then up to TRIAL on n (cut short as soon as a step on n
