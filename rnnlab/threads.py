@@ -18,14 +18,13 @@ before they sleep. Two runs on two shared cores then spin on the very core the o
      torch run alone 32% (every OpenMP region then waits for a futex wake-up).
   2. sets the pools' size for the job through make_engine(..., threads=N) -> use(choose(N, ...)):
      choose(0, ...) (auto) takes the CPUs this process may use (usable_cpus: affinity and cgroup quota; a
-     torchrun rank its share; OMP_NUM_THREADS when the user set it), and 1 thread where the GEMMs of a time step
-     are too small to share (one-character sampling, small models): the second thread costs more than it gains.
-     Measured alone (2 cores, lstm H=256 N=32 T=64): torch 60k chars/s on 1 thread, 106k on 2; NumPy 52k, 70k.
+     torchrun rank its share; OMP_NUM_THREADS when the user set it), and 1 thread for a single sequence
+     (one-character sampling of one sample): there the second thread only adds wake-ups. Measured alone (2 cores,
+     lstm H=256 N=32 T=64): torch 60k chars/s on 1 thread, 106k on 2; NumPy 52k, 70k. A training run on auto
+     then keeps measuring 1 thread against that count (rnnlab/governor.py).
 
-    >>> choose(0, rows=1, gates=4, hidden=1024, cpus=8)          # sampling one sequence
-    1
-    >>> choose(0, rows=32, gates=4, hidden=256, cpus=8), choose(3, 32, 4, 256, cpus=8)
-    (8, 3)
+    >>> choose(0, rows=1, cpus=8), choose(0, rows=32, cpus=8), choose(3, rows=1, cpus=8)
+    (1, 8, 3)
 """
 from __future__ import annotations
 
@@ -36,7 +35,6 @@ from pathlib import Path
 from .errors import UserError
 
 WAIT_ENV = {"GOMP_SPINCOUNT": "1000", "KMP_BLOCKTIME": "1", "OPENBLAS_THREAD_TIMEOUT": "22"}
-SMALL_FLOPS = 2e6        # recurrent GEMM FLOPs per time step (2 N G H^2) below which one thread is faster
 CGROUP = Path("/sys/fs/cgroup")
 
 
@@ -89,22 +87,23 @@ def usable_cpus() -> int:
     return max(1, min(n, math.ceil(quota)) if quota else n)
 
 
-def choose(requested: int, rows: int, gates: int, hidden: int, cpus: int | None = None) -> int:
-    """The thread count for a job on `rows` parallel sequences (the batch; K samples) of a model of width `hidden`
-    with `gates` gate blocks; `requested` > 0 is taken as given, 0 means auto:
+def choose(requested: int, rows: int, cpus: int | None = None) -> int:
+    """The thread count for a job on `rows` parallel sequences (the batch, or K samples); `requested` > 0 is taken
+    as given, 0 means auto:
 
-        1                        for one sequence (a matrix-vector product a step: sampling one sample, the
-                                 paper's batch of 1), or when a time step's recurrent GEMM, 2 * rows * gates *
-                                 hidden^2 FLOPs, is under SMALL_FLOPS (small models)
+        1                        for one sequence: each step is a matrix-vector product and a few tiny ops, all
+                                 per-call overhead (sampling one sample, evaluating one stream, a batch of 1)
         cpus // local ranks      otherwise; cpus = usable_cpus(), or OMP_NUM_THREADS when the user set it;
                                  under torchrun each of the LOCAL_WORLD_SIZE processes on this machine its share
-    A training run on auto then measures 1 thread against that count as it goes (rnnlab/governor.py).
-    Raises UserError for a negative request."""
+    No size threshold: on an idle machine the second thread never lost for N=32 (lstm T=64, 2 cores, torch/NumPy:
+    H=16 1.25x/1.01x, H=64 1.51x/1.09x, H=256 1.78x/1.36x), and the libraries run a matrix too small to share on
+    one thread by themselves. A training run on auto then measures 1 thread against this count as it goes, which
+    is what decides on a busy machine (rnnlab/governor.py). Raises UserError for a negative request."""
     if requested < 0:
         raise UserError(f"--threads must be 0 (auto) or a positive count, not {requested}")
     if requested:
         return requested
-    if rows == 1 or 2 * rows * gates * hidden * hidden < SMALL_FLOPS:
+    if rows == 1:
         return 1
     cpus = cpus or _env_int("OMP_NUM_THREADS") or usable_cpus()
     return max(1, cpus // max(1, _env_int("LOCAL_WORLD_SIZE") or 1))

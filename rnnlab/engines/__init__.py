@@ -76,7 +76,7 @@ def make_engine(name: str, mcfg, tcfg, job: str = "train", threads: int | None =
     if threads is not None:
         from .. import threads as pools
         rows = rows or (1 if job == "sample" else tcfg.batch_size)
-        pools.use(pools.choose(threads, rows, cells.get(mcfg.cell).gates, mcfg.hidden_size))
+        pools.use(pools.choose(threads, rows))
     return engine
 
 
