@@ -7,10 +7,10 @@ scheduler to run the missing thread, and the step takes 10-100x longer (measured
 threads each, 22x; issue 13: ~90x). Which case holds is known only while the run goes on: the other job may start
 after this one. So the loop times each step (`with governor:`):
 
-    trial   after WARM steps, every `hold` seconds, and at once when SLOW steps in a row take over SLOWER x the
-            chosen count's time: TRIAL steps on 1 thread, then up to TRIAL on n (cut short as soon as a step on n
-            takes over SLOWER x the median on 1: that is the collapse), the first step after each switch not
-            counted; the faster by median step time stays
+    trial   after WARM steps, every `hold` seconds, and at once when, on n threads, SLOW steps in a row take
+            over SLOWER x the kept time: TRIAL steps on 1 thread, then up to TRIAL on n (cut short as soon as a
+            step on n takes over SLOWER x the median on 1: that is the collapse), the first step after each switch
+            not counted in the medians; the faster by median step time stays
     hold    HOLD seconds, doubled each time a trial keeps the same count (up to MAX_HOLD), HOLD again on a change;
             at least COST x the trial's own seconds, so that a model with slow steps is not held in trials
 
@@ -65,7 +65,9 @@ class Governor:
             self._switch(1)
 
     def _slowed(self, seconds: float) -> bool:
-        self.slow = self.slow + 1 if self.ref is not None and seconds > self.SLOWER * self.ref else 0
+        """SLOW steps in a row over SLOWER x the kept time, on n threads (on 1, more load is no reason to try n)."""
+        slower = self.threads == self.n and self.ref is not None and seconds > self.SLOWER * self.ref
+        self.slow = self.slow + 1 if slower else 0
         return self.slow >= self.SLOW
 
     def _record(self, seconds: float) -> None:
@@ -77,9 +79,9 @@ class Governor:
                 self._switch(self.n)
             return
         one = statistics.median(self.trial[1][1:])
-        if len(counted) < self.TRIAL and not (counted and counted[-1] > self.SLOWER * one):
-            return
-        many = statistics.median(counted) if counted else float("inf")
+        if len(counted) < self.TRIAL and seconds <= self.SLOWER * one:
+            return                                      # any step on n far slower than on 1 ends the trial
+        many = statistics.median(counted or times)
         best = self.n if many <= one else 1
         self.hold = min(2 * self.hold, self.MAX_HOLD) if best == self.kept else self.HOLD
         spent = sum(map(sum, self.trial.values()))

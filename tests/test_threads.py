@@ -122,8 +122,10 @@ def test_governor_drops_to_one_thread_when_two_collapse_and_cuts_the_trial_short
     g, switches, clock = fake_governor()
     feed(g, 0.1, g.WARM)
     feed(g, 0.2, g.TRIAL + 1)             # 1 thread: 0.2 s a step
-    feed(g, 3.0, 2)                       # 2 threads: 3 s (another job holds a core): the trial ends here
+    feed(g, 3.0, 1)                       # 2 threads: 3 s (another job holds a core): the trial ends at once
     assert g.threads == 1 and g.trial is None and switches == [1, 2, 1] and g.ran_on == 2
+    feed(g, 0.6, 10)                      # on 1 thread, slower steps (more load) start no trial
+    assert g.threads == 1 and g.trial is None
 
 
 def test_governor_tries_again_when_the_steps_slow_down():
