@@ -36,6 +36,7 @@ from .errors import UserError
 
 WAIT_ENV = {"GOMP_SPINCOUNT": "1000", "KMP_BLOCKTIME": "1", "OPENBLAS_THREAD_TIMEOUT": "22"}
 CGROUP = Path("/sys/fs/cgroup")
+MAX_THREADS = 1024        # far beyond a machine's cores; a larger --threads is a typo
 
 
 def prepare_env(environ=None) -> dict:
@@ -98,9 +99,9 @@ def choose(requested: int, rows: int, cpus: int | None = None) -> int:
     No size threshold: on an idle machine the second thread never lost for N=32 (lstm T=64, 2 cores, torch/NumPy:
     H=16 1.25x/1.01x, H=64 1.51x/1.09x, H=256 1.78x/1.36x), and the libraries run a matrix too small to share on
     one thread by themselves. A training run on auto then measures 1 thread against this count as it goes, which
-    is what decides on a busy machine (rnnlab/governor.py). Raises UserError for a negative request."""
-    if requested < 0:
-        raise UserError(f"--threads must be 0 (auto) or a positive count, not {requested}")
+    is what decides on a busy machine (rnnlab/governor.py). Raises UserError for a count outside [0, MAX_THREADS]."""
+    if not 0 <= requested <= MAX_THREADS:
+        raise UserError(f"--threads must be 0 (auto) or a count from 1 to {MAX_THREADS}, not {requested}")
     if requested:
         return requested
     if rows == 1:

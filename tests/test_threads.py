@@ -30,8 +30,9 @@ def test_auto_takes_one_thread_for_one_sequence_and_the_usable_cpus_else(monkeyp
     assert threads.choose(0, 32) == 2
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")                          # torchrun: each rank its share
     assert threads.choose(0, 32) == 1
-    with pytest.raises(UserError, match="--threads"):
-        threads.choose(-1, 32)
+    for bad in (-1, 10 ** 20):
+        with pytest.raises(UserError, match="--threads"):
+            threads.choose(bad, 32)
 
 
 def test_cgroup_quota_v2_and_v1(tmp_path):

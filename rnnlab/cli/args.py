@@ -123,11 +123,17 @@ def engine_options(args) -> dict:
             "threads": args.threads}
 
 
-def announce(command: str, engine) -> None:
-    """The first line of sample and eval, on stderr (stdout is the sample, or the result): the engine, where it
-    computes, and on how many threads."""
+def first_line(command: str, engine) -> str:
+    """The first line of sample and eval, for stderr (stdout is the sample, or the result): the engine, where it
+    computes, and on how many threads. Written once the command has output, so that an error stays one line."""
     from ..threads import describe
-    sys.stderr.write(f"rnnlab {command}: engine {engine.name} ({engine.device}) on {describe(engine.name)}\n")
+    return f"rnnlab {command}: engine {engine.name} ({engine.device}) on {describe(engine.name)}"
+
+
+def note(line: str) -> None:
+    """`line` on stderr, before the stdout written after it."""
+    sys.stdout.flush()
+    sys.stderr.write(line + "\n")
     sys.stderr.flush()
 
 
@@ -168,15 +174,21 @@ def need_data(tcfg):
         raise UserError("--data FILE is required: a CSV or TSV table (make one with `rnnlab synth TASK --out FILE`)")
 
 
-def write_samples(generate, num_samples):
+def write_samples(generate, num_samples, header: str):
     """Print what `generate(on_text)` produces: one sample streams to stdout as it is made (on_text(k, piece)),
-    several are printed after each other under `--- sample k ---` (on_text is None then)."""
-    stream = num_samples == 1
+    several are printed after each other under `--- sample k ---` (on_text is None then). `header` goes to
+    stderr before the first text (not at all when generating fails first)."""
+    stream, started = num_samples == 1, []
 
     def on_text(k, s):
+        if not started:
+            note(header)
+            started.append(True)
         sys.stdout.write(s)
         sys.stdout.flush()
     texts = generate(on_text if stream else None)
+    if not started:
+        note(header)
     if stream:
         sys.stdout.write("\n")
     else:

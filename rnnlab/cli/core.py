@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..config import PRESETS, ModelConfig, TrainConfig
 from ..errors import UserError
-from .args import (add_config_flags, add_engine, announce, configs, engine_options, number, progress,
+from .args import (add_config_flags, add_engine, configs, engine_options, first_line, note, number, progress,
                    resume_overrides, run_dir, write_samples)
 
 
@@ -112,22 +112,21 @@ def cmd_sample(args):
     from ..sample import generate
     options = {**engine_options(args), "rows": args.num_samples}      # K sequences a step: the threads' job
     snap, engine, params = _load(args.path, args.which, args.engine, options, job="sample")
-    announce("sample", engine)
     write_samples(lambda on_text: generate(engine, params, snap.vocab, args.prime, args.length, args.num_samples,
                                            args.seed, args.temperature, args.top_k, args.top_p, args.argmax,
-                                           args.unknown, on_text), args.num_samples)
+                                           args.unknown, on_text), args.num_samples, first_line("sample", engine))
 
 
 def cmd_eval(args):
     from ..text import read_text
     from ..train import evaluate_ids
     snap, engine, params = _load(args.path, args.which, args.engine, {**engine_options(args), "rows": 1})
-    announce("eval", engine)
     data = read_text(args.data, snap.vocab.encoding)
     ids = snap.vocab.encode(data, unknown=args.unknown)
     if len(ids) < 2:
         raise UserError(f"{args.data} has fewer than 2 known characters; there is nothing to predict")
     nats = evaluate_ids(engine, params, ids)
+    note(first_line("eval", engine))
     print(f"{args.data}: {nats:.4f} nats/char, {nats / 0.6931471805599453:.4f} bits/char over {len(ids) - 1:,} "
           f"predicted characters (checkpoint step {snap.step}, engine {engine.name})")
 
