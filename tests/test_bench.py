@@ -75,6 +75,6 @@ def test_bench_bf16_quick():
         assert "skipped" in out
         return
     rows = [ln for ln in out.splitlines() if ln.startswith("| ")]
-    assert [r.split("|")[1].split(",")[0].split(" after")[0].strip() for r in rows[2:]] == \
+    assert [r.split("|")[1].split(",")[0].split(" after")[0].strip() for r in rows[1:]] == \
         ["torch.matmul 512x512", "lstm H=64 L=1 B=8 T=32 training", "val nats/char"], rows
     assert "after 5 steps" in rows[-1]
