@@ -5,4 +5,13 @@ Start with `rnnlab hello` (the paper's case study) and `rnnlab train --help`. Th
 """
 __version__ = "0.1.0"
 
-from .api import Model, load, train  # noqa: E402  (the Python API: rnnlab.load(...).generate(...), rnnlab.train(...))
+__all__ = ["Model", "load", "train"]
+
+
+def __getattr__(name):
+    """The Python API (rnnlab/api.py: rnnlab.load(...).generate(...), rnnlab.train(...)), imported on first use, so
+    that `import rnnlab` loads neither NumPy nor torch (the command line sets their threads' wait policy first)."""
+    if name in __all__:
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'rnnlab' has no attribute {name!r}")

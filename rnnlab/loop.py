@@ -26,10 +26,11 @@ from typing import Callable
 import numpy as np
 
 from . import progress as progress_mod
-from . import schedule, snapshot
+from . import schedule, snapshot, threads
 from .config import replace, split_changes
 from .engines import make_engine, process_rank
 from .errors import UserError
+from .governor import Governor
 from .run import Clock, Interrupted, RunDir, Signals
 
 LN2 = math.log(2.0)
@@ -86,14 +87,19 @@ def train(prepare, mcfg, tcfg, out, engine: str = "numpy", resume: bool = False,
         p = progress_mod.start(eng, setup, tcfg, snap, run, changed)
         n = sum(int(np.prod(a.shape)) for a in p.params.values())
         m = setup.mcfg
-        log(f"rnnlab {command}: engine {eng.name} ({eng.device}, {tcfg.dtype}) | {m.cell} H={m.hidden_size} "
-            f"L={m.num_layers} V={m.vocab_size} ({n:,} params) | {setup.describe} | N={tcfg.batch_size}"
+        auto = (engine_options or {}).get("threads") == 0 and eng.world_size == 1   # --threads 0: governed
+        governor = Governor(threads.current(eng.name), adapt=auto)
+        log(f"rnnlab {command}: engine {eng.name} ({eng.device}, {tcfg.dtype}) on {threads.describe(eng.name)}"
+            f"{' (auto)' if auto else ''} | "
+            f"{m.cell} H={m.hidden_size} L={m.num_layers} V={m.vocab_size} ({n:,} params) | {setup.describe} | "
+            f"N={tcfg.batch_size}"
             f"{' T=%d' % tcfg.seq_len if setup.job.passes else ''} {tcfg.optimizer} lr={tcfg.lr:g} | "
             f"{'resuming at step %d, ' % p.step if snap else ''}run dir {out}")
         if changed:
             log("changed on resume: " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()))
         rows = [{"step": p.step, "changed": changed}] if changed else []
-        return {**_fit(run, eng, setup, tcfg, p, progress, log, stop_at, command, rows), "info": setup.info}
+        return {**_fit(run, eng, setup, tcfg, p, progress, log, stop_at, command, rows, governor),
+                "info": setup.info}
 
 
 def _absolute(changes: dict) -> dict:
@@ -118,7 +124,8 @@ def _diverged(what: str, step: int, lr: float, run: RunDir) -> UserError:
                      f"lower --lr or set --clip-norm. Last good checkpoint: {run.last_good()}")
 
 
-def _fit(run: RunDir, engine, setup: Setup, tcfg, p, progress, log, stop_at, command, pending) -> dict:
+def _fit(run: RunDir, engine, setup: Setup, tcfg, p, progress, log, stop_at, command, pending,
+         governor: Governor) -> dict:
     from tqdm import tqdm
     job, main = setup.job, run.main
     bar = tqdm(total=None if tcfg.schedule_by == "time" else tcfg.max_steps, initial=p.step,
@@ -132,7 +139,8 @@ def _fit(run: RunDir, engine, setup: Setup, tcfg, p, progress, log, stop_at, com
             if job.passes and p.step % job.passes == 0:    # a new pass over the text: forget the old hidden state
                 p.state = engine.zero_state(tcfg.batch_size)
             lr = schedule.learning_rate(tcfg, p.step, p.trained)
-            m, new_state = engine.train_step(p.params, p.opt_state, job.batch(p.step), p.state, lr, p.rng)
+            with governor:                                  # times the step; may resize the thread pools
+                m, new_state = engine.train_step(p.params, p.opt_state, job.batch(p.step), p.state, lr, p.rng)
             p.step += 1
             bad = _bad_step(m, p, tcfg, bad, lr, run, pending, log)
             if not m["ok"]:
@@ -144,7 +152,7 @@ def _fit(run: RunDir, engine, setup: Setup, tcfg, p, progress, log, stop_at, com
                 ms, caught = engine.max_over_ranks(int(p.trained * 1000), sig.caught)   # all stop at the same step
                 p.trained, sig.caught = ms / 1000, sig.caught or caught
             if p.step % tcfg.log_every == 0:
-                last, window = _row(job, p, m, lr, window), (p.trained, p.step)
+                last, window = _row(job, p, m, lr, window, governor.ran_on), (p.trained, p.step)
                 pending.append(last)
                 bar.set_postfix(loss=f"{m['loss']:.3f}", refresh=False)
             out_of_time = tcfg.time_spent(p.trained) or p.step == stop_at
@@ -206,13 +214,15 @@ def _closing(p, start: int, tcfg, run: RunDir, command: str, log) -> None:
             f"{tcfg.patience}); the best model is {run.best}")
 
 
-def _row(job: Job, p, m: dict, lr: float, window) -> dict:
-    """The metrics row of this step; the rate counts the steps and training seconds since the last row."""
+def _row(job: Job, p, m: dict, lr: float, window, n_threads: int) -> dict:
+    """The metrics row of this step; the rate counts the steps and training seconds since the last row; threads:
+    the threads the maths ran on (the governor's choice, under --threads 0)."""
     rate = job.items * (p.step - window[1]) / max(p.trained - window[0], 1e-9)
     row = {"step": p.step, "loss": m["loss"]}
     if job.passes:
         row["bpc"] = m["loss"] / LN2
-    return {**row, "lr": lr, "grad_norm": m["grad_norm"], job.rate: round(rate, 1), "time": round(p.trained, 3)}
+    return {**row, "lr": lr, "grad_norm": m["grad_norm"], job.rate: round(rate, 1), "time": round(p.trained, 3),
+            "threads": n_threads}
 
 
 def _evaluate(run: RunDir, engine, setup: Setup, tcfg, p, m, lr, last, clock, pending, write) -> dict:

@@ -49,3 +49,38 @@ def test_time_to_quality_judges_a_target_only_on_its_own_budget():
     assert report([(75.0, 80.0, 1.52)], 75)[-1].endswith("best 1.5200 -> MISSED")
     assert not any("target" in ln for ln in report(curve, 120))     # a 120 s run's early points judge nothing
     assert report([(600.0, 610.0, 1.44)], 600)[-1].endswith("best 1.4400 -> holds")
+
+
+def test_bench_contention_quick_prints_each_run_and_its_ratio():
+    """`bench --only contention --quick`: train alone and two at once, sample alone and beside a busy loop, each
+    engine; every row has its chars/s and ratios (no thresholds here: two shared cores make them noise)."""
+    import pytest
+    pytest.importorskip("torch")
+    proc = rnnlab("bench", "--only", "contention", "--quick", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [ln.split("|")[1:-1] for ln in proc.stdout.split("## Contention")[1].splitlines() if ln.startswith("| ")]
+    assert [r[:3] for r in rows[1:]] == [[" train ", " numpy ", " a second train "],
+                                         [" train ", " torch ", " a second train "],
+                                         [" sample ", " numpy ", " a busy loop "],
+                                         [" sample ", " torch ", " a busy loop "]], rows
+    for r in rows[1:]:
+        rates = [float(x.replace(",", "")) for x in [r[3]] + r[4].split("/")]
+        ratios = [float(x) for x in r[5].split("/")]
+        assert all(x > 0 for x in rates) and len(ratios) == (2 if "train" in r[0] else 1), r
+
+
+def test_bench_bf16_quick():
+    """`bench --only bf16 --quick`: GEMM, training chars/s and the loss in both precisions, or why not here."""
+    import pytest
+    pytest.importorskip("torch")
+    from rnnlab.engines.torch.device import cpu_bf16
+    proc = rnnlab("bench", "--only", "bf16", "--quick", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.split("## bf16")[1]
+    if not cpu_bf16():
+        assert "skipped" in out
+        return
+    rows = [ln for ln in out.splitlines() if ln.startswith("| ")]
+    assert [r.split("|")[1].split(",")[0].split(" after")[0].strip() for r in rows[1:]] == \
+        ["torch.matmul 512x512", "lstm H=64 L=1 B=8 T=32 training", "val nats/char"], rows
+    assert "after 5 steps" in rows[-1]

@@ -55,11 +55,12 @@ def same_budget(names, V: int, lstm_hidden: int) -> dict:
     return {c: (h, count_params(ModelConfig(cell=c, vocab_size=V, hidden_size=h))) for c, h in hidden.items()}
 
 
-def engine_trainer(engine_name, cell, V, H, L, N, T, ids, preset=None):
+def engine_trainer(engine_name, cell, V, H, L, N, T, ids, preset=None, precision="fp32"):
     """A step function training rnnlab's `engine_name` engine through Engine.train_step, the state carried from
-    batch to batch and reset at each pass, exactly as rnnlab.loop does (minus logging and checkpoints)."""
+    batch to batch and reset at each pass, exactly as rnnlab.loop does (minus logging and checkpoints);
+    `precision` bf16 autocasts the torch engine."""
     mcfg, tcfg = _configs(cell, V, H, L, N, T, preset)
-    engine = make_engine(engine_name, mcfg, tcfg, device="cpu")
+    engine = make_engine(engine_name, mcfg, tcfg, device="cpu", precision=precision)
     streams = Streams(ids, tcfg.batch_size, tcfg.seq_len)
     params = engine.init_params(0)
     opt = engine.init_opt_state(params)

@@ -19,13 +19,17 @@ share args.py; only this module imports them. Every subcommand stores its functi
 """
 from __future__ import annotations
 
-import argparse
-import sys
+from ..threads import prepare_env
 
-from ..errors import UserError
-from ..run import Interrupted
-from . import bench, conditional, core, experiments, export, tasks
-from .args import Parser
+prepare_env()       # how idle BLAS/OpenMP threads wait: read once, when NumPy and torch load (rnnlab/threads.py)
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+
+from ..errors import UserError  # noqa: E402
+from ..run import Interrupted  # noqa: E402
+from . import bench, conditional, core, experiments, export, tasks  # noqa: E402
+from .args import Parser  # noqa: E402
 
 
 def cmd_train(args):

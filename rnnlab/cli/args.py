@@ -100,7 +100,7 @@ def configs(args, base=None):
 
 
 def add_engine(p, train=False):
-    """--engine, --device, --precision (and, for training, --ddp-timeout)."""
+    """--engine, --device, --precision, --threads (and, for training, --ddp-timeout)."""
     p.add_argument("--engine", default="numpy", choices=("numpy", "torch", "auto"),
                    help="numpy (exact, readable), torch (fast LSTMs, GPUs, torchrun; pip install "
                         "'rnnlab[torch]'), or auto: the faster one for this cell and job here (on a CPU: torch to "
@@ -109,8 +109,13 @@ def add_engine(p, train=False):
                         "(default: numpy)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                    help="torch engine: where to compute; auto = cuda, else mps, else cpu (default: auto)")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
-                   help="torch engine: fp32, or bf16 autocast (CUDA only; weights stay float32) (default: fp32)")
+    p.add_argument("--precision", default=None, choices=("fp32", "bf16"),
+                   help="torch engine: fp32, or bf16 autocast on CUDA or on a CPU with AMX or AVX512-BF16 "
+                        "(weights, optimiser state and checkpoints stay float32) (default: fp32)")
+    p.add_argument("--threads", type=number(int), default=0, metavar="N",
+                   help="threads for the maths (NumPy's BLAS, torch); 0 = auto: the CPUs this process may use "
+                        "(affinity, cgroup quota, OMP_NUM_THREADS), 1 where a time step's matrices are too small to "
+                        "share, as in sampling one sequence (default: 0)")
     if train:
         p.add_argument("--ddp-timeout", type=number(float), default=None, metavar="SECONDS",
                        help="under torchrun: stop with an error when another process is gone or silent this long "
@@ -118,8 +123,23 @@ def add_engine(p, train=False):
 
 
 def engine_options(args) -> dict:
-    """The torch engine's options from the flags add_engine added."""
-    return {"device": args.device, "precision": args.precision, "ddp_timeout": getattr(args, "ddp_timeout", None)}
+    """make_engine's options from the flags add_engine added: the torch engine's, and --threads."""
+    return {"device": args.device, "precision": args.precision, "ddp_timeout": getattr(args, "ddp_timeout", None),
+            "threads": args.threads}
+
+
+def first_line(command: str, engine) -> str:
+    """The first line of sample and eval, for stderr (stdout is the sample, or the result): the engine, where it
+    computes, and on how many threads. Written once the command has output, so that an error stays one line."""
+    from ..threads import describe
+    return f"rnnlab {command}: engine {engine.name} ({engine.device}) on {describe(engine.name)}"
+
+
+def note(line: str) -> None:
+    """`line` on stderr, before the stdout written after it."""
+    sys.stdout.flush()
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def resume_overrides(args) -> dict:
@@ -193,15 +213,21 @@ def text_output(vocab) -> None:
         stream.reconfigure(encoding="utf-8")
 
 
-def write_samples(generate, num_samples):
+def write_samples(generate, num_samples, header: str):
     """Print what `generate(on_text)` produces: one sample streams to stdout as it is made (on_text(k, piece)),
-    several are printed after each other under `--- sample k ---` (on_text is None then)."""
-    stream = num_samples == 1
+    several are printed after each other under `--- sample k ---` (on_text is None then). `header` goes to
+    stderr before the first text (not at all when generating fails first)."""
+    stream, started = num_samples == 1, []
 
     def on_text(k, s):
+        if not started:
+            note(header)
+            started.append(True)
         sys.stdout.write(s)
         sys.stdout.flush()
     texts = generate(on_text if stream else None)
+    if not started:
+        note(header)
     if stream:
         sys.stdout.write("\n")
     else:

@@ -7,18 +7,23 @@ Run it as a user's machine would, without the BLAS settings some CI images expor
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE rnnlab bench --quick     # every table, small, under 2 minutes
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE rnnlab bench --only scan # minGRU/minLSTM vs LSTM, T = 64..1024
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE rnnlab bench --time-to-quality --budget 75 --plain
+    rnnlab bench --only contention      # train and sample alone and beside other work (~3 minutes; quick ~20 s)
+    rnnlab bench --only bf16            # bf16 against fp32 on this CPU: GEMM, training chars/s, loss
 """
 from __future__ import annotations
 
 import sys
+import tempfile
+from pathlib import Path
 
 from .. import cells
-from ..benchmarks import measure, quality, sampling, scaling, training
+from ..benchmarks import bf16, contention, measure, quality, sampling, scaling, training
 from ..engines import torch_available
 from ..errors import UserError
 from .args import number
 
-SECTIONS = ("training", "paper", "sampling", "scaling", "scan")
+SECTIONS = ("training", "paper", "sampling", "scaling", "scan")   # the default tables
+EXTRA = ("contention", "bf16")                              # only when asked for with --only
 
 
 def add_subcommands(sub) -> None:
@@ -40,7 +45,12 @@ def add_subcommands(sub) -> None:
     b.add_argument("--seconds", type=number(float), default=None, help="timed seconds per contender per round "
                    "(default: 3, quick 0.3)")
     b.add_argument("--rounds", type=number(int), default=None, help="rounds (default: 3, quick 1)")
-    b.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of tables: {', '.join(SECTIONS)}")
+    b.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of tables: {', '.join(SECTIONS)} "
+                   f"(the default), {', '.join(EXTRA)}")
+    b.add_argument("--threads", type=number(int), default=0, metavar="N",
+                   help="contention: the --threads of every rnnlab run it starts (default: 0 = auto)")
+    b.add_argument("--steps", type=number(int), default=None, help="bf16: training steps before the validation "
+                   "loss is compared (default: 300, quick 5)")
     b.add_argument("--engines", default="numpy,torch", help="engines to measure (torch only when installed)")
     b.add_argument("--time-to-quality", action="store_true", help="instead of speed: train a recommended recipe "
                    "for --budget seconds of training and print the validation curve next to reference numbers")
@@ -149,13 +159,60 @@ def scan_table(vocab, ids, engines, sizes, seconds, rounds):
                   f" | {best[cell].split()[1]} | {measure.ratio(med, best[cell], best['lstm']):.2f}x |", flush=True)
 
 
+def contention_table(engines, data, quick, threads):
+    H, seconds, sampling = (64, 3.0, 1.0) if quick else (256, 20.0, 10.0)
+    model = ["--hidden-size", H] + (["--data", data] if data else [])
+    print(f"\n## Contention: chars/s alone and beside other work (rnnlab train: lstm H={H} N=32 T=64, --max-time "
+          f"{seconds:g} each; rnnlab sample: {sampling:g} s of streaming; --threads {threads or 'auto'})\n")
+    print("| command | engine | beside | alone chars/s | chars/s beside (each) | ratio to alone (each) |")
+    print("|---|---|---|---:|---:|---:|")
+
+    def row(cmd, engine, beside, alone, rates):
+        print(f"| {cmd} | {engine} | {beside} | {alone:,.0f} | {' / '.join(f'{r:,.0f}' for r in rates)} | "
+              f"{' / '.join(f'{r / alone:.2f}' for r in rates)} |", flush=True)
+    with tempfile.TemporaryDirectory(prefix="rnnlab-contention-") as tmp:
+        folder = Path(tmp)
+        for e in engines:
+            alone = contention.train_rates(e, 1, seconds, folder, model, threads)[0]
+            row("train", e, "a second train", alone, contention.train_rates(e, 2, seconds, folder, model, threads))
+        checkpoint = contention.make_model(folder, model)
+        for e in engines:
+            alone = contention.sample_rate(checkpoint, e, sampling, threads)
+            with contention.busy_loop():
+                row("sample", e, "a busy loop", alone, [contention.sample_rate(checkpoint, e, sampling, threads)])
+
+
+def bf16_table(vocab, ids, data, seconds, rounds, quick, steps):
+    print("\n## bf16 against fp32 on this CPU (torch engine; --precision bf16 = CPU autocast, float32 weights)\n")
+    if not torch_available():
+        print("(skipped: torch is not installed)")
+        return
+    from ..engines.torch.device import cpu_bf16
+    kind = cpu_bf16()
+    if not kind:
+        print("(skipped: this CPU has neither AMX nor AVX512-BF16, so --precision bf16 is refused here)")
+        return
+    n, config = (512, (64, 1, 8, 32)) if quick else (2048, bf16.CONFIG)
+    peaks = bf16.gemm_peaks(n)
+    med = bf16.training_rates(len(vocab), ids, seconds, rounds, config)
+    loss = bf16.losses(data, steps, config)
+    H, L, N, T = config
+    print(f"CPU: {kind}\n\n| measured | fp32 | bf16 | bf16 / fp32 |\n|---|---:|---:|---:|")
+    print(f"| torch.matmul {n}x{n}, GFLOP/s | {peaks['fp32']:.0f} | {peaks['bf16']:.0f} | "
+          f"{peaks['bf16'] / peaks['fp32']:.2f}x |")
+    print(f"| lstm H={H} L={L} B={N} T={T} training, chars/s | {med['fp32']:,.0f} | {med['bf16']:,.0f} | "
+          f"{measure.ratio(med, 'bf16', 'fp32'):.2f}x |")
+    print(f"| val nats/char after {steps} steps ({data or 'embedded corpus'}) | {loss['fp32']:.4f} | "
+          f"{loss['bf16']:.4f} | {loss['bf16'] - loss['fp32']:+.4f} |", flush=True)
+
+
 def cmd_bench(args):
     if args.time_to_quality:
         return cmd_time_to_quality(args)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
-    bad = sorted(set(only) - set(SECTIONS))
+    bad = sorted(set(only) - set(SECTIONS + EXTRA))
     if bad:
-        raise UserError(f"--only: unknown table(s) {', '.join(bad)}; choose from {', '.join(SECTIONS)}")
+        raise UserError(f"--only: unknown table(s) {', '.join(bad)}; choose from {', '.join(SECTIONS + EXTRA)}")
     has_torch = torch_available()
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     if any(e not in ("numpy", "torch") for e in engines) or not engines:
@@ -186,6 +243,11 @@ def cmd_bench(args):
             scaling_table(vocab, engines, scaling.BASE, scaling.GRID, 3)
     if "scan" in only:
         scan_table(vocab, ids, engines, training.SCAN_QUICK if q else training.SCAN, seconds, rounds)
+    if "contention" in only:
+        contention_table(engines, args.data, q, args.threads)
+    if "bf16" in only:
+        data = args.data or (str(measure.SHAKESPEARE) if measure.SHAKESPEARE.exists() else None)
+        bf16_table(vocab, ids, data, seconds, rounds, q, args.steps or (5 if q else 300))
     print(f"\npeak RSS of this process: {measure.peak_rss_mb():.0f} MB", flush=True)
     sys.stdout.flush()
 

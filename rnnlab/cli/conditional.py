@@ -8,8 +8,8 @@ leaving it to core.py.
 from __future__ import annotations
 
 from ..errors import UserError
-from .args import (configs, engine_options, need_data, progress, read_prime, resume_overrides, run_dir, say,
-                   text_output, write_samples)
+from .args import (configs, engine_options, first_line, need_data, progress, read_prime, resume_overrides,
+                   run_dir, say, text_output, write_samples)
 
 
 def add_condition_flags(train_parser, sample_parser):
@@ -70,10 +70,10 @@ def sample_conditional(args) -> bool:
                         f"{'character-model' if task == 'lm' else task} checkpoint: drop --condition")
     prime = read_prime(args)
     run, engine, params = open_model(args.path, "conditional", args.which, args.engine, "sample",
-                                     **engine_options(args))
+                                     **engine_options(args), rows=args.num_samples)
     text_output(run.vocab)
     write_samples(lambda on_text: conditional.generate(
         engine, params, run.vocab, run.extra["labels"], args.condition, prime, args.length, args.num_samples,
         args.seed, args.temperature, args.top_k, args.top_p, args.argmax, args.unknown, on_text,
-        args.stop or ""), args.num_samples)
+        args.stop or ""), args.num_samples, first_line("sample", engine))
     return True

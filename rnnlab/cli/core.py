@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from ..config import PRESETS, ModelConfig, TrainConfig
 from ..errors import UserError
-from .args import (add_config_flags, add_engine, configs, engine_options, number, progress, read_prime,
-                   resume_overrides, run_dir, text_output, write_samples)
+from .args import (add_config_flags, add_engine, configs, engine_options, first_line, note, number, progress,
+                   read_prime, resume_overrides, run_dir, text_output, write_samples)
 
 
 def add_hello(sub):
@@ -130,17 +130,20 @@ def _load(path, which, engine_name, engine_options=None, job="eval"):
 def cmd_sample(args):
     from ..sample import generate
     prime = read_prime(args)
-    snap, engine, params = _load(args.path, args.which, args.engine, engine_options(args), job="sample")
+    options = {**engine_options(args), "rows": args.num_samples}      # K sequences a step: the threads' job
+    snap, engine, params = _load(args.path, args.which, args.engine, options, job="sample")
     text_output(snap.vocab)
     write_samples(lambda on_text: generate(engine, params, snap.vocab, prime, args.length, args.num_samples,
                                            args.seed, args.temperature, args.top_k, args.top_p, args.argmax,
-                                           args.unknown, on_text, stop=args.stop or ""), args.num_samples)
+                                           args.unknown, on_text, stop=args.stop or ""), args.num_samples,
+                  first_line("sample", engine))
 
 
 def cmd_eval(args):
     from ..lm import evaluate_stream
-    snap, engine, params = _load(args.path, args.which, args.engine, engine_options(args))
+    snap, engine, params = _load(args.path, args.which, args.engine, {**engine_options(args), "rows": 1})
     nats, n = evaluate_stream(engine, params, snap.vocab, args.data, args.unknown)
+    note(first_line("eval", engine))           # after the text was read: an error stays the only stderr line
     print(f"{args.data}: {nats:.4f} nats/char, {nats / 0.6931471805599453:.4f} bits/char over {n:,} "
           f"predicted characters (checkpoint step {snap.step}, engine {engine.name})")
 

@@ -130,7 +130,9 @@ class Engine:
         return loss_sum(logits, b["y"], None if self.mcfg.task == "classify" else b.get("mask"))
 
     def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        """--precision bf16: autocast to bfloat16 on this device (CUDA, or a CPU with AMX or AVX512-BF16)."""
+        return torch.autocast(self.torch_device.type, dtype=torch.bfloat16) if self.bf16 else \
+            contextlib.nullcontext()
 
     # --- the maths ------------------------------------------------------------------------------------------
     def train_step(self, params: Params, opt_state: optim.OptState, batch: dict, state, lr, rng):

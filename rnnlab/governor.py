@@ -1,0 +1,94 @@
+"""The training loop's thread governor: it keeps a run on the faster of its n threads and 1 while the machine's
+load changes (--threads 0, auto, only; rnnlab/threads.py chooses n).
+
+Why measure while running: on an idle machine a second thread pays (torch's LSTM training 1.3-1.8x on 2 cores),
+but when another job holds a core, each of the hundreds of parallel regions in a training step waits for the
+scheduler to run the missing thread, and the step takes 10-100x longer (measured: two torch runs at once on 2
+threads each, 22x; issue 13: ~90x). Which case holds is known only while the run goes on: the other job may start
+after this one. So the loop times each step (`with governor:`):
+
+    trial   after WARM steps, every `hold` seconds, and at once when, on n threads, SLOW steps in a row take
+            over SLOWER x the kept time: TRIAL steps on 1 thread, then up to TRIAL on n (cut short as soon as a
+            step on n takes over SLOWER x the median on 1: that is the collapse), the first step after each switch
+            not counted in the medians; the faster by median step time stays
+    hold    HOLD seconds, doubled each time a trial keeps the same count (up to MAX_HOLD), HOLD again on a change;
+            at least COST x the trial's own seconds, so that a model with slow steps is not held in trials
+
+A trial costs a few steps on the slower count: at most ~2% of an idle run's speed, less as the hold grows.
+
+    >>> g = Governor(2, use=lambda n: n, clock=iter(range(100)).__next__)
+    >>> for dt in [0.1] * 3 + [0.2] * 6 + [0.1] * 6:    # warm-up, 1 thread 0.2 s a step, 2 threads 0.1 s
+    ...     g.observe(dt)
+    >>> g.threads, g.hold
+    (2, 30.0)
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+from . import threads as pools
+
+
+class Governor:
+    """Times training steps and switches this process's pools between `n` threads and 1 (see the module); with
+    adapt=False (a count the user chose) it only reports n."""
+    WARM, TRIAL, SLOW, SLOWER, HOLD, MAX_HOLD, COST = 3, 5, 2, 2.0, 30.0, 600.0, 25
+
+    def __init__(self, n: int, adapt: bool = True, use=pools.use, clock=time.monotonic):
+        self.n, self.adapt, self.use, self.clock = n, adapt, use, clock
+        self.threads, self.steps, self.slow, self.hold, self.until = n, 0, 0, self.HOLD, float("inf")
+        self.ran_on = n                     # the count the last observed step ran on
+        self.trial: dict | None = None      # threads -> step seconds in the running trial
+        self.ref = None                     # the kept count's median step seconds
+        self.kept = None                    # the count the last trial kept
+        self.t0 = 0.0
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, kind, value, tb):
+        if kind is None:
+            self.observe(time.perf_counter() - self.t0)
+
+    def observe(self, seconds: float) -> None:
+        """One training step took `seconds`: record it, and start, go on with or end a trial."""
+        self.ran_on = self.threads
+        if self.n <= 1 or not self.adapt:
+            return
+        self.steps += 1
+        if self.trial is not None:
+            self._record(seconds)
+        elif self.steps == self.WARM or self.clock() >= self.until or self._slowed(seconds):
+            self.trial = {1: [], self.n: []}
+            self._switch(1)
+
+    def _slowed(self, seconds: float) -> bool:
+        """SLOW steps in a row over SLOWER x the kept time, on n threads (on 1, more load is no reason to try n)."""
+        slower = self.threads == self.n and self.ref is not None and seconds > self.SLOWER * self.ref
+        self.slow = self.slow + 1 if slower else 0
+        return self.slow >= self.SLOW
+
+    def _record(self, seconds: float) -> None:
+        times = self.trial[self.threads]
+        times.append(seconds)
+        counted = times[1:]                             # the first step after a switch is not counted
+        if self.threads == 1:
+            if len(counted) >= self.TRIAL:
+                self._switch(self.n)
+            return
+        one = statistics.median(self.trial[1][1:])
+        if len(counted) < self.TRIAL and seconds <= self.SLOWER * one:
+            return                                      # any step on n far slower than on 1 ends the trial
+        many = statistics.median(counted or times)
+        best = self.n if many <= one else 1
+        self.hold = min(2 * self.hold, self.MAX_HOLD) if best == self.kept else self.HOLD
+        spent = sum(map(sum, self.trial.values()))
+        self.kept, self.ref, self.trial, self.slow = best, min(one, many), None, 0
+        self.until = self.clock() + max(self.hold, self.COST * spent)
+        self._switch(best)
+
+    def _switch(self, n: int) -> None:
+        if n != self.threads:
+            self.threads = self.use(n)

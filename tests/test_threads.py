@@ -1,0 +1,174 @@
+"""Threads that fit the machine (rnnlab/threads.py, rnnlab/governor.py): the CPUs a process may use, the count
+auto chooses per job, the wait policy set before NumPy and torch load, --threads on the commands and their first
+lines, and the governor that drops a training run to one thread while a second one is slower."""
+import doctest
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from helpers import ROOT, assert_user_error, rnnlab, word_corpus
+
+from rnnlab import governor, threads
+from rnnlab.errors import UserError
+
+
+def test_docstring_examples():
+    for mod in (threads, governor):
+        result = doctest.testmod(mod)
+        assert result.attempted > 0 and result.failed == 0, mod.__name__
+
+
+def test_auto_takes_one_thread_for_one_sequence_and_the_usable_cpus_else(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert threads.choose(0, 1, cpus=8) == 1                              # one sequence: a GEMV a step
+    assert threads.choose(0, 32, cpus=8) == 8                             # a batch
+    assert threads.choose(3, 1, cpus=8) == 3                              # asked for: taken as given
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")                           # the user's cap
+    assert threads.choose(0, 32) == 2
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")                          # torchrun: each rank its share
+    assert threads.choose(0, 32) == 1
+    for bad in (-1, 10 ** 20):
+        with pytest.raises(UserError, match="--threads"):
+            threads.choose(bad, 32)
+
+
+def test_cgroup_quota_v2_and_v1(tmp_path):
+    proc = tmp_path / "cgroup"
+    (tmp_path / "fs" / "job").mkdir(parents=True)
+    proc.write_text("0::/job\n")
+    (tmp_path / "fs" / "job" / "cpu.max").write_text("150000 100000\n")
+    assert threads.cgroup_cpus(tmp_path / "fs", str(proc)) == 1.5
+    (tmp_path / "fs" / "job" / "cpu.max").write_text("max 100000\n")
+    assert threads.cgroup_cpus(tmp_path / "fs", str(proc)) is None
+    v1 = tmp_path / "v1" / "cpu,cpuacct"
+    v1.mkdir(parents=True)
+    proc.write_text("4:cpu,cpuacct:/\n1:name=systemd:/\n")
+    (v1 / "cpu.cfs_quota_us").write_text("200000\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    assert threads.cgroup_cpus(tmp_path / "v1", str(proc)) == 2.0
+    (v1 / "cpu.cfs_quota_us").write_text("-1\n")
+    assert threads.cgroup_cpus(tmp_path / "v1", str(proc)) is None
+    assert threads.cgroup_cpus(tmp_path / "none", str(tmp_path / "missing")) is None
+
+
+def test_usable_cpus_is_the_affinity_capped_by_the_quota(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(threads, "cgroup_cpus", lambda: 1.5)
+    assert threads.usable_cpus() == 2
+    monkeypatch.setattr(threads, "cgroup_cpus", lambda: None)
+    assert threads.usable_cpus() == 4
+
+
+def test_prepare_env_keeps_what_the_user_set():
+    env = {"GOMP_SPINCOUNT": "5"}
+    added = threads.prepare_env(env)
+    assert env["GOMP_SPINCOUNT"] == "5" and "GOMP_SPINCOUNT" not in added
+    assert set(added) == set(threads.WAIT_ENV) - {"GOMP_SPINCOUNT"} and all(env[k] == v for k, v in added.items())
+
+
+def test_the_command_line_sets_the_wait_policy_before_numpy_and_torch_load():
+    code = ("import sys, rnnlab.threads as t\nseen = {}\norig = t.prepare_env\n"
+            "def spy(environ=None):\n    seen.update(numpy='numpy' in sys.modules, torch='torch' in sys.modules)\n"
+            "    return orig(environ)\nt.prepare_env = spy\nimport os, rnnlab.cli\n"
+            "print(seen, 'numpy' in sys.modules, os.environ['GOMP_SPINCOUNT'])")
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    out = subprocess.run([sys.executable, "-c", code], env=dict(env, PYTHONPATH=str(ROOT)), capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["{'numpy':", "False,", "'torch':", "False}", "True", threads.WAIT_ENV["GOMP_SPINCOUNT"]], out
+
+
+def test_use_sizes_the_blas_and_torch_pools():
+    torch = pytest.importorskip("torch")
+    from threadpoolctl import threadpool_info, threadpool_limits
+    before = torch.get_num_threads()
+    try:
+        with threadpool_limits(limits=2):       # restores the BLAS and OpenMP pools afterwards
+            assert threads.use(1) == 1
+            assert all(p["num_threads"] == 1 for p in threadpool_info())
+            assert torch.get_num_threads() == 1 and threads.current("torch") == threads.current("numpy") == 1
+            assert threads.describe("numpy") == "1 thread"
+    finally:
+        torch.set_num_threads(before)
+
+
+def fake_governor(n=2):
+    switches = []
+    g = governor.Governor(n, use=lambda k: switches.append(k) or k, clock=lambda: clock[0])
+    clock = [0.0]
+    return g, switches, clock
+
+
+def feed(g, seconds, times):
+    for _ in range(times):
+        g.observe(seconds)
+
+
+def test_governor_keeps_two_threads_where_they_are_faster_and_backs_off():
+    g, switches, clock = fake_governor()
+    feed(g, 0.1, g.WARM)                  # the trial starts on 1 thread
+    feed(g, 0.18, g.TRIAL + 1)
+    feed(g, 0.1, g.TRIAL + 1)
+    assert g.threads == 2 and switches == [1, 2] and g.hold == g.HOLD
+    clock[0] = g.until
+    feed(g, 0.1, 1)                       # hold over: trial again, same answer, hold doubled
+    feed(g, 0.18, g.TRIAL + 1)
+    feed(g, 0.1, g.TRIAL + 1)
+    assert g.threads == 2 and g.hold == 2 * g.HOLD
+
+
+def test_governor_drops_to_one_thread_when_two_collapse_and_cuts_the_trial_short():
+    g, switches, clock = fake_governor()
+    feed(g, 0.1, g.WARM)
+    feed(g, 0.2, g.TRIAL + 1)             # 1 thread: 0.2 s a step
+    feed(g, 3.0, 1)                       # 2 threads: 3 s (another job holds a core): the trial ends at once
+    assert g.threads == 1 and g.trial is None and switches == [1, 2, 1] and g.ran_on == 2
+    feed(g, 0.6, 10)                      # on 1 thread, slower steps (more load) start no trial
+    assert g.threads == 1 and g.trial is None
+
+
+def test_governor_tries_again_when_the_steps_slow_down():
+    g, switches, clock = fake_governor()
+    feed(g, 0.1, g.WARM)
+    feed(g, 0.2, g.TRIAL + 1)
+    feed(g, 0.1, g.TRIAL + 1)
+    assert g.threads == 2
+    feed(g, 2.0, g.SLOW)                  # another job started: a trial at once, before the hold is over
+    assert g.trial is not None and g.threads == 1
+
+
+def test_governor_leaves_a_chosen_count_alone():
+    g = governor.Governor(2, adapt=False, use=lambda k: pytest.fail("switched"))
+    feed(g, 1.0, 20)
+    assert g.threads == 2 and g.ran_on == 2
+
+
+def test_threads_flag_and_the_first_lines(tmp_path):
+    data = word_corpus(tmp_path)
+    common = ["--data", data, "--hidden-size", 8, "--batch-size", 4, "--seq-len", 8, "--max-steps", 2,
+              "--log-every", 1, "--no-progress"]
+    proc = rnnlab("train", *common, "--out", tmp_path / "one", "--threads", 1)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("rnnlab train: engine numpy (cpu, float32) on 1 thread | ")
+    proc = rnnlab("train", *common, "--out", tmp_path / "auto")
+    assert proc.returncode == 0, proc.stderr
+    n = threads.choose(0, 4)                                             # the batch of 4 on this machine
+    assert f" on {n} thread{'s' if n > 1 else ''} (auto) | " in proc.stdout.splitlines()[0], proc.stdout
+    rows = [json.loads(ln) for ln in (tmp_path / "auto" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["threads"] for r in rows if "loss" in r and "lr" in r] == [n, n]     # no trial before WARM steps
+    proc = rnnlab("sample", tmp_path / "auto", "--length", 5, "--threads", 2)
+    assert proc.returncode == 0 and proc.stderr.splitlines()[0] == "rnnlab sample: engine numpy (cpu) on 2 threads"
+    proc = rnnlab("eval", tmp_path / "auto", "--data", data)
+    assert proc.returncode == 0 and proc.stderr.splitlines()[0] == "rnnlab eval: engine numpy (cpu) on 1 thread"
+    assert "nats/char" in proc.stdout
+    assert_user_error(rnnlab("sample", tmp_path / "auto", "--threads", -1), "--threads")
+
+
+def test_governor_holds_at_least_many_times_a_slow_trial():
+    g, switches, clock = fake_governor()
+    feed(g, 3.0, g.WARM)
+    feed(g, 4.0, g.TRIAL + 1)             # a big model: 4 s a step on 1 thread, 3 s on 2
+    feed(g, 3.0, g.TRIAL + 1)
+    assert g.threads == 2 and g.until == g.COST * (4.0 + 3.0) * (g.TRIAL + 1)
