@@ -83,14 +83,16 @@ def train(prepare, mcfg, tcfg, out, engine: str = "numpy", resume: bool = False,
         else:
             tcfg = replace(tcfg, **_absolute({"data": tcfg.data}))
         setup = _prepare(prepare, mcfg, tcfg, opts, snap, run, command)
-        eng = make_engine(engine, setup.mcfg, tcfg, **(engine_options or {}))
+        options = dict(engine_options or {})
+        adapt = options.pop("adapt_threads", False)
+        eng = make_engine(engine, setup.mcfg, tcfg, **options)
         p = progress_mod.start(eng, setup, tcfg, snap, run, changed)
         n = sum(int(np.prod(a.shape)) for a in p.params.values())
         m = setup.mcfg
-        auto = (engine_options or {}).get("threads") == 0 and eng.world_size == 1   # --threads 0: governed
+        auto = adapt and options.get("threads") == 0 and eng.world_size == 1   # --adapt-threads: governed
         governor = Governor(threads.current(eng.name), adapt=auto)
         log(f"rnnlab {command}: engine {eng.name} ({eng.device}, {tcfg.dtype}) on {threads.describe(eng.name)}"
-            f"{' (auto)' if auto else ''} | "
+            f"{(' (auto, adapting)' if auto else ' (auto)') if options.get('threads') == 0 else ''} | "
             f"{m.cell} H={m.hidden_size} L={m.num_layers} V={m.vocab_size} ({n:,} params) | {setup.describe} | "
             f"N={tcfg.batch_size}"
             f"{' T=%d' % tcfg.seq_len if setup.job.passes else ''} {tcfg.optimizer} lr={tcfg.lr:g} | "

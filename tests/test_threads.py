@@ -157,7 +157,9 @@ def test_threads_flag_and_the_first_lines(tmp_path):
     n = threads.choose(0, 4)                                             # the batch of 4 on this machine
     assert f" on {n} thread{'s' if n > 1 else ''} (auto) | " in proc.stdout.splitlines()[0], proc.stdout
     rows = [json.loads(ln) for ln in (tmp_path / "auto" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["threads"] for r in rows if "loss" in r and "lr" in r] == [n, n]     # no trial before WARM steps
+    assert [r["threads"] for r in rows if "loss" in r and "lr" in r] == [n, n]     # a fixed count: reproducible
+    proc = rnnlab("train", *common, "--out", tmp_path / "adapt", "--adapt-threads")
+    assert " (auto, adapting) | " in proc.stdout.splitlines()[0], proc.stdout
     proc = rnnlab("sample", tmp_path / "auto", "--length", 5, "--threads", 2)
     assert proc.returncode == 0 and proc.stderr.splitlines()[0] == "rnnlab sample: engine numpy (cpu) on 2 threads"
     proc = rnnlab("eval", tmp_path / "auto", "--data", data)

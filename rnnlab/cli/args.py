@@ -117,6 +117,10 @@ def add_engine(p, train=False):
                         "(affinity, cgroup quota, OMP_NUM_THREADS), 1 where a time step's matrices are too small to "
                         "share, as in sampling one sequence (default: 0)")
     if train:
+        p.add_argument("--adapt-threads", action="store_true",
+                       help="with --threads 0: time 1 thread against all as training goes and keep the faster (a "
+                            "run beside other work keeps its speed instead of collapsing); thread counts change "
+                            "float rounding, so such a run is not bit-reproducible (off by default)")
         p.add_argument("--ddp-timeout", type=number(float), default=None, metavar="SECONDS",
                        help="under torchrun: stop with an error when another process is gone or silent this long "
                             "(default: 60 with gloo on CPUs, 600 with nccl on GPUs)")
@@ -124,8 +128,11 @@ def add_engine(p, train=False):
 
 def engine_options(args) -> dict:
     """make_engine's options from the flags add_engine added: the torch engine's, and --threads."""
-    return {"device": args.device, "precision": args.precision, "ddp_timeout": getattr(args, "ddp_timeout", None),
-            "threads": args.threads}
+    options = {"device": args.device, "precision": args.precision, "threads": args.threads,
+               "ddp_timeout": getattr(args, "ddp_timeout", None)}
+    if getattr(args, "adapt_threads", False):                       # training only: the loop's governor
+        options["adapt_threads"] = True
+    return options
 
 
 def first_line(command: str, engine) -> str:
