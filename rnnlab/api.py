@@ -58,10 +58,16 @@ class Model:
     def evaluate(self, text: str, unknown: str = "error") -> dict:
         """How well the model predicts `text` (a str, or bytes for a bytes model): {"nats_per_char",
         "bits_per_char", "chars"} over every character after the first, the state carried from zeros."""
+        if not isinstance(text, (str, bytes)):
+            raise TypeError(f"evaluate takes the text as str (or bytes), not {type(text).__name__}")
         with tempfile.TemporaryDirectory() as tmp:            # the same streaming path as `rnnlab eval FILE`
             path = Path(tmp) / "text"
             path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
-            nats, n = lm.evaluate_stream(self.engine, self.params, self.vocab, path, unknown)
+            try:
+                nats, n = lm.evaluate_stream(self.engine, self.params, self.vocab, path, unknown)
+            except UserError as e:
+                raise UserError(str(e).replace(f"text file '{path}'", "the text").replace(str(path), "the text")) \
+                    from None
         return {"nats_per_char": nats, "bits_per_char": nats / math.log(2), "chars": n}
 
 
@@ -85,6 +91,10 @@ def train(data: str | None = None, out=None, resume: bool = False, init_from=Non
     unknown = sorted(set(config) - names)
     if unknown:
         raise UserError(f"rnnlab.train: unknown settings {unknown}; see rnnlab train --help for the fields")
+    if preset is not None and preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}")
+    if resume and init_from is not None:
+        raise UserError("resume=True continues a run, init_from starts a new one from a trained model: give one")
     quiet = log or (lambda *a, **k: None)
     opts = {"device": device}
     if data is not None:

@@ -20,6 +20,7 @@ SCHEDULE_CLOCKS = ("steps", "time")
 DTYPES = ("float32", "float64")
 ENCODINGS = ("utf-8", "bytes")
 MAX_WIDTH, MAX_LAYERS = 1 << 16, 1024
+FLOAT32_TINY = 1.1754943508222875e-38       # numpy.finfo(numpy.float32).tiny
 
 
 def _check(ok: bool, msg: str) -> None:
@@ -103,6 +104,9 @@ class TrainConfig:
         _check(0.0 <= self.momentum < 1.0, f"--momentum must be in [0, 1), got {self.momentum}")
         _check(0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0, "--beta1/--beta2 must be in [0, 1)")
         _check(self.eps > 0, f"--eps must be > 0, got {self.eps}")
+        _check(self.dtype != "float32" or self.eps >= FLOAT32_TINY,
+               f"--eps {self.eps:g} is below float32's smallest normal number ({FLOAT32_TINY:.3g}): it would round "
+               f"to 0 and 0/0 makes NaN; use --eps >= {FLOAT32_TINY:.3g}, or --dtype float64")
         _check(self.clip_value >= 0, f"--clip-value must be >= 0 (0 = off), got {self.clip_value}")
         _check(self.clip_norm >= 0, f"--clip-norm must be >= 0 (0 = off), got {self.clip_norm}")
         _check(self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}")

@@ -104,7 +104,10 @@ def evaluate_stream(engine, params, vocab, path, unknown: str = "error", seq_len
     file's size. Characters outside the vocabulary are a UserError, or dropped with unknown="skip"."""
     state, total, n, prev = engine.zero_state(1), 0.0, 0, None
     for chunk in iter_chunks(path, vocab.encoding, chunk_bytes):
-        ids = np.asarray(vocab.encode(chunk, unknown=unknown), dtype=np.int64)
+        try:
+            ids = np.asarray(vocab.encode(chunk, unknown=unknown), dtype=np.int64)
+        except UserError as e:
+            raise UserError(f"{path}: {str(e).split(';')[0]}; drop them with --unknown skip") from None
         seq = ids if prev is None else np.concatenate([[prev], ids])      # the last id predicts the next chunk
         for start in range(0, len(seq) - 1, seq_len):
             stop = min(start + seq_len, len(seq) - 1)

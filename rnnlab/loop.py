@@ -114,8 +114,8 @@ def _prepare(prepare, mcfg, tcfg, opts, snap, run, command):
     """prepare(), with the way out when a resumed run's data has moved."""
     try:
         return prepare(mcfg, tcfg, opts, snap, run)
-    except UserError:
-        if snap is None or not tcfg.data or Path(tcfg.data).exists():
+    except UserError as e:
+        if snap is None or not tcfg.data or Path(tcfg.data).exists() or "does not exist" not in str(e):
             raise
         raise UserError(f"the run's data {tcfg.data} is not there any more (moved, renamed or deleted); continue "
                         f"with: rnnlab {command} --resume {run.path} --data ITS_NEW_PATH") from None
@@ -176,6 +176,8 @@ def _fit(run: RunDir, engine, setup: Setup, tcfg, p, progress, log, stop_at, com
                 raise _diverged(f"the loss ({m['loss']:.4g} nats) is still above --max-loss-ratio "
                                 f"{tcfg.max_loss_ratio:g} x its first ({p.first_loss:.4g})", p.step, lr, run)
     bar.close()
+    if p.step == start and any("changed" in r for r in pending):    # no step to run, but a change of course:
+        run.save(lambda path: progress_mod.write(path, engine, setup, tcfg, p, last), False)   # keep it
     run.append(pending)
     _closing(p, start, tcfg, run, command, log)
     return {**val, "step": p.step, "loss": m["loss"], "best": p.best, "latest": str(run.latest),

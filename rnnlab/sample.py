@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import codecs
+import math
+from numbers import Integral, Real
 
 import numpy as np
 
@@ -82,7 +84,13 @@ def default_start(vocab) -> int:
 
 
 def check_settings(length, num_samples, seed, temperature, top_k, top_p) -> None:
-    """UserError for a sampling setting out of range."""
+    """UserError for a sampling setting out of range (or of the wrong type, from Python)."""
+    for name, v, kind in (("length", length, Integral), ("num_samples", num_samples, Integral),
+                          ("seed", seed, Integral), ("top_k", top_k, Integral), ("temperature", temperature, Real),
+                          ("top_p", top_p, Real)):
+        if isinstance(v, bool) or not isinstance(v, kind) or not math.isfinite(v):
+            raise UserError(f"--{name.replace('_', '-')} must be a finite {'whole ' if kind is Integral else ''}"
+                            f"number, got {v!r}")
     if length < 0:
         raise UserError(f"--length must be >= 0, got {length}")
     if temperature < 0:

@@ -182,3 +182,50 @@ def test_valid_extremes_of_sampling_flags(tmp_path):
         assert rnnlab("sample", run, "--length", "30", "--temperature", t, "--seed", "1").stdout == greedy
     assert rnnlab("sample", run, "--length", "30", "--top-p", "1e-300", "--seed", "1").stdout == greedy
 
+
+
+def test_a_change_with_nothing_to_run_is_kept_and_a_moved_text_is_not_confused(tmp_path):
+    """A resume whose budget is spent still keeps its change of course (it is saved, not only logged); after that,
+    a resume from the run's data.ids reads the text the run was last given, and says so."""
+    run, data = trained(tmp_path, steps=10)
+    shard = tmp_path / "shard.txt"
+    shard.write_text("the cat sat on the mat.\n" * 200, encoding="utf-8")
+    proc = rnnlab("train", "--resume", run, "--data", shard, "--lr", "0.001")
+    assert proc.returncode == 0 and "nothing to do" in proc.stdout, proc.stderr
+    snap = snapshot.load(run / "latest.safetensors")
+    assert snap.tcfg.lr == 0.001 and snap.tcfg.data == str(shard) and snap.extra["history"][-1]["step"] == 10
+    shard.unlink()
+    proc = rnnlab("train", "--resume", run, "--max-steps", "12")
+    assert proc.returncode == 0 and f"{shard} is gone" in proc.stdout, proc.stdout
+    proc = rnnlab("train", "--resume", run, "--max-steps", "14", "--batch-size", "512", "--seq-len", "64")
+    assert_user_error(proc, "too short for one batch")              # the real reason, not "moved"
+
+
+def test_more_edges_from_a_new_users_try(tmp_path):
+    import rnnlab as api
+    data = word_corpus(tmp_path)
+    assert_user_error(rnnlab("train", "--data", data, "--out", tmp_path / "e", *TINY, "--eps", "1e-300"),
+                      "--eps", "float64")
+    with pytest.raises(Exception, match="unknown preset"):
+        api.train(data=data, out=tmp_path / "p", preset="bogus")
+    run, _ = trained(tmp_path)
+    with pytest.raises(Exception, match="give one"):
+        api.train(out=run, resume=True, init_from=run)
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("café".encode("latin-1"))
+    line = assert_user_error(rnnlab("sample", run, "--prime-file", latin), "--prime-file", "UTF-8")
+    assert "--data" not in line and "--encoding" not in line
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert rnnlab("sample", run, "--prime-file", empty, "--length", "3").returncode == 0
+    m = api.load(run, engine="numpy")
+    with pytest.raises(Exception, match="the text") as e:
+        m.evaluate("")
+    assert "/tmp" not in str(e.value)
+    with pytest.raises(TypeError):
+        m.evaluate(None)
+    with pytest.raises(Exception, match="temperature"):
+        m.generate(temperature=float("nan"))
+    accents = tmp_path / "accents.txt"
+    accents.write_text("the café sat on the mat\n", encoding="utf-8")
+    assert_user_error(rnnlab("eval", run, "--data", accents), "accents.txt", "--unknown skip")

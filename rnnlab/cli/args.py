@@ -193,8 +193,17 @@ def read_prime(args) -> str:
         raise UserError("give the prime with --prime TEXT or --prime-file FILE, not both")
     if args.prime_file == "-":
         return sys.stdin.read()
+    from pathlib import Path
+
     from ..text import read_text
-    return read_text(args.prime_file)
+    path = Path(args.prime_file)
+    if path.is_file() and path.stat().st_size == 0:
+        return ""                                                   # as an empty stdin: the default start
+    try:
+        return read_text(path)
+    except UserError as e:                                          # read_text's hints speak of training data
+        reason = str(e).split(";")[0]
+        raise UserError(f"--prime-file: {reason}; give a UTF-8 text file (or - for standard input)") from None
 
 
 def text_output(vocab) -> None:
