@@ -128,7 +128,7 @@ def test_experiment_memory_quick_produces_its_table(tmp_path):
     assert len(rows) == 6
     params = {r["cell"]: int(r["params"]) for r in rows}
     assert max(params.values()) <= 6500 and min(params.values()) > 0.9 * 6500          # equal budgets
-    # The default setup (docs/paper.md section 5): a curriculum for every cell, chrono initialisation for the lstm.
+    # The default setup (docs/paper.md section 6): a curriculum for every cell, chrono initialisation for the lstm.
     assert {(r["cell"], r["init"], r["curriculum"]) for r in rows} == {
         ("rnn", "default", "True"), ("lstm", "chrono", "True"), ("gru", "default", "True")}
     # Lag 5 is learnable by every cell in 300 steps on this seed (chance is 1/8): the training does something.

@@ -65,7 +65,7 @@ def add_memory(esub):
     m = esub.add_parser("memory", help="recall a symbol after a lag: rnn vs lstm vs gru on equal parameters",
                         description="The recall task at growing lags, each cell with the same parameter budget and "
                                     "step budget, by default with a curriculum over lags for every cell and "
-                                    "chrono initialisation for the LSTM (why: docs/paper.md section 5). Prints "
+                                    "chrono initialisation for the LSTM (why: docs/paper.md section 6). Prints "
                                     "accuracy against lag; writes OUT/memory.csv and OUT/memory.png.")
     m.add_argument("--quick", action="store_true", help="CI size: lags 5,10, 300 steps, 500 test sequences")
     m.add_argument("--cells", default="rnn,lstm,gru", help="default: rnn,lstm,gru")
@@ -79,7 +79,7 @@ def add_memory(esub):
     m.add_argument("--eval", type=number(int), help="held-out sequences per score (default: 2000; --quick: 500)")
     m.add_argument("--init", default="chrono", metavar="chrono|default", help="the LSTM's initialisation: chrono "
                    "(Tallec & Ollivier 2018: b_f ~ log U(1, lag - 1), b_i = -b_f; the default, see docs/paper.md "
-                   "section 5) or default (PyTorch's, what rnnlab train uses)")
+                   "section 6) or default (PyTorch's, what rnnlab train uses)")
     m.add_argument("--no-curriculum", dest="curriculum", action="store_false", help="train at the target lag "
                    "from the first step (default: a curriculum, the lag growing from 5 to the target over the "
                    "first half of the steps, the same for every cell)")
