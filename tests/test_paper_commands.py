@@ -128,11 +128,45 @@ def test_experiment_memory_quick_produces_its_table(tmp_path):
     assert len(rows) == 6
     params = {r["cell"]: int(r["params"]) for r in rows}
     assert max(params.values()) <= 6500 and min(params.values()) > 0.9 * 6500          # equal budgets
+    # The default setup (docs/paper.md section 6): a curriculum for every cell, chrono initialisation for the lstm.
+    assert {(r["cell"], r["init"], r["curriculum"]) for r in rows} == {
+        ("rnn", "default", "True"), ("lstm", "chrono", "True"), ("gru", "default", "True")}
     # Lag 5 is learnable by every cell in 300 steps on this seed (chance is 1/8): the training does something.
     assert max(table[5]) >= 0.5, table
     if have_matplotlib():
         assert_png(tmp_path / "memory.png")
 
+
+
+def test_memory_chrono_init_sets_the_lstm_gates_bias_and_nothing_else():
+    """Chrono (Tallec & Ollivier 2018): b_ih + b_hh of the forget gate is log u, u ~ U(1, lag - 1), the input gate's
+    -log u; the g and o blocks and every weight keep their initialisation; only the lstm gets a hook."""
+    from rnnlab.config import ModelConfig
+    from rnnlab.engines.numpy import model
+    from rnnlab.experiments import memory
+    H, lag = 6, 50
+    fresh = model.init_params(ModelConfig(cell="lstm", vocab_size=13, hidden_size=H), 0, np.float32)
+    p = memory.chrono(H, lag, seed=0)({k: v.copy() for k, v in fresh.items()})
+    b = p["rnn.bias_ih_l0"] + p["rnn.bias_hh_l0"]                                  # (4H,) gates i, f, g, o
+    assert np.all(b[H:2 * H] >= 0) and np.all(b[H:2 * H] <= np.log(lag - 1) + 1e-6)
+    assert np.array_equal(b[:H], -b[H:2 * H]) and len(set(b[H:2 * H].tolist())) == H
+    assert np.array_equal(p["rnn.bias_ih_l0"][2 * H:], fresh["rnn.bias_ih_l0"][2 * H:])
+    assert np.array_equal(p["rnn.bias_hh_l0"][2 * H:], fresh["rnn.bias_hh_l0"][2 * H:])
+    assert all(np.array_equal(p[k], fresh[k]) for k in fresh if "bias" not in k)
+    assert memory.INITS[0] == "chrono"                                        # the experiment's default
+    assert memory.lstm_init("gru", H, lag, 0, "chrono", 0.0) is None
+    assert memory.lstm_init("lstm", H, lag, 0, "default", 0.0) is None
+    assert_user_error(rnnlab("experiment", "memory", "--init", "zeros"), "--init")
+
+
+def test_memory_plain_setup_is_a_flag_away(tmp_path):
+    p = rnnlab("experiment", "memory", "--cells", "lstm,mingru", "--lags", 8, "--steps", 20, "--eval", 50,
+               "--init", "default", "--no-curriculum", "--out", tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "| no curriculum" in p.stdout and "chrono" not in p.stdout
+    rows = list(csv.DictReader(open(tmp_path / "memory.csv")))
+    assert [(r["cell"], r["init"], r["curriculum"]) for r in rows] == [("lstm", "default", "False"),
+                                                                        ("mingru", "default", "False")]
 
 # ---- viz ---------------------------------------------------------------------------------------------------------
 

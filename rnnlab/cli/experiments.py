@@ -64,8 +64,9 @@ def add_gradients(esub):
 def add_memory(esub):
     m = esub.add_parser("memory", help="recall a symbol after a lag: rnn vs lstm vs gru on equal parameters",
                         description="The recall task at growing lags, each cell with the same parameter budget and "
-                                    "step budget. Prints accuracy against lag; writes OUT/memory.csv and "
-                                    "OUT/memory.png.")
+                                    "step budget, by default with a curriculum over lags for every cell and "
+                                    "chrono initialisation for the LSTM (why: docs/paper.md section 6). Prints "
+                                    "accuracy against lag; writes OUT/memory.csv and OUT/memory.png.")
     m.add_argument("--quick", action="store_true", help="CI size: lags 5,10, 300 steps, 500 test sequences")
     m.add_argument("--cells", default="rnn,lstm,gru", help="default: rnn,lstm,gru")
     m.add_argument("--lags", help="comma list (default: 5,10,20,50,100; --quick: 5,10)")
@@ -76,6 +77,12 @@ def add_memory(esub):
     m.add_argument("--symbols", type=number(int), default=8, help="K symbols to recall; chance = 1/K (default: 8)")
     m.add_argument("--distractors", type=number(int), default=4, help="distractor symbols (default: 4)")
     m.add_argument("--eval", type=number(int), help="held-out sequences per score (default: 2000; --quick: 500)")
+    m.add_argument("--init", default="chrono", metavar="chrono|default", help="the LSTM's initialisation: chrono "
+                   "(Tallec & Ollivier 2018: b_f ~ log U(1, lag - 1), b_i = -b_f; the default, see docs/paper.md "
+                   "section 6) or default (PyTorch's, what rnnlab train uses)")
+    m.add_argument("--no-curriculum", dest="curriculum", action="store_false", help="train at the target lag "
+                   "from the first step (default: a curriculum, the lag growing from 5 to the target over the "
+                   "first half of the steps, the same for every cell)")
     m.add_argument("--forget-bias", type=number(float), default=0.0, help="lstm: add this to the forget gate's "
                    "bias at initialisation (default: 0, PyTorch's initialisation; 1 is the classic remedy)")
     m.add_argument("--seed", type=number(int), default=0, help="random seed (default: 0)")
@@ -203,6 +210,8 @@ def cmd_memory(args):
     bad = [c for c in cells if c not in CELLS]
     if bad:
         raise UserError(f"--cells: unknown {', '.join(bad)}; choose from {', '.join(CELLS)}")
+    if args.init not in memory.INITS:
+        raise UserError(f"--init {args.init!r}: choose one of {', '.join(memory.INITS)}")
     lags = _list(int, "lags")(args.lags) if args.lags else list(memory.QUICK_LAGS if args.quick else memory.LAGS)
     steps = args.steps or (300 if args.quick else 2000)
     n_eval = args.eval or (500 if args.quick else 2000)
@@ -216,7 +225,8 @@ def cmd_memory(args):
     if args.params < smallest:
         raise UserError(f"--params {args.params} is below the smallest model ({smallest} parameters with H=1)")
     results = memory.run(cells, lags, steps, args.params, args.batch_size, args.lr, args.seed, task, n_eval,
-                         args.forget_bias, engine=args.engine, engine_options=engine_options(args))
+                         args.forget_bias, engine=args.engine, engine_options=engine_options(args), init=args.init,
+                         curriculum=args.curriculum)
     print("\n".join(memory.table(results, 1 / task.symbols)))
     csv_path = _outputs(args.out, memory.HEADER, [[r[k] for k in memory.HEADER] for r in results], "memory.csv")
     series = {}
@@ -225,7 +235,8 @@ def cmd_memory(args):
         xs.append(r["lag"])
         ys.append(r["accuracy"])
     png = line_plot(Path(args.out) / "memory.png", series, "lag (steps between the symbol and the recall)",
-                    "accuracy on held-out sequences", title=f"recall after a lag: {steps} Adam steps each",
+                    "accuracy on held-out sequences", title=f"recall after a lag: {steps} Adam steps each"
+                    + (", curriculum" if args.curriculum else "") + (", lstm chrono" if args.init == "chrono" else ""),
                     hline=(1 / task.symbols, "chance"), markers=True, logx=True)
     print(f"wrote {csv_path}" + (f" and {png}" if png else f"; {PLOT_HINT}"))
 
