@@ -47,6 +47,8 @@ def add_subcommands(sub) -> None:
     b.add_argument("--rounds", type=number(int), default=None, help="rounds (default: 3, quick 1)")
     b.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of tables: {', '.join(SECTIONS)} "
                    f"(the default), {', '.join(EXTRA)}")
+    b.add_argument("--adapt-threads", action="store_true", help="contention: every rnnlab train it starts adapts "
+                   "its threads as it goes (rnnlab train --adapt-threads)")
     b.add_argument("--threads", type=number(int), default=0, metavar="N",
                    help="contention: the --threads of every rnnlab run it starts (default: 0 = auto)")
     b.add_argument("--steps", type=number(int), default=None, help="bf16: training steps before the validation "
@@ -159,11 +161,12 @@ def scan_table(vocab, ids, engines, sizes, seconds, rounds):
                   f" | {best[cell].split()[1]} | {measure.ratio(med, best[cell], best['lstm']):.2f}x |", flush=True)
 
 
-def contention_table(engines, data, quick, threads):
+def contention_table(engines, data, quick, threads, adapt=False):
     H, seconds, sampling = (64, 3.0, 1.0) if quick else (256, 20.0, 10.0)
-    model = ["--hidden-size", H] + (["--data", data] if data else [])
+    model = ["--hidden-size", H] + (["--data", data] if data else []) + (["--adapt-threads"] if adapt else [])
     print(f"\n## Contention: chars/s alone and beside other work (rnnlab train: lstm H={H} N=32 T=64, --max-time "
-          f"{seconds:g} each; rnnlab sample: {sampling:g} s of streaming; --threads {threads or 'auto'})\n")
+          f"{seconds:g} each; rnnlab sample: {sampling:g} s of streaming; --threads {threads or 'auto'}"
+          f"{', --adapt-threads' if adapt else ''})\n")
     print("| command | engine | beside | alone chars/s | chars/s beside (each) | ratio to alone (each) |")
     print("|---|---|---|---:|---:|---:|")
 
@@ -244,7 +247,7 @@ def cmd_bench(args):
     if "scan" in only:
         scan_table(vocab, ids, engines, training.SCAN_QUICK if q else training.SCAN, seconds, rounds)
     if "contention" in only:
-        contention_table(engines, args.data, q, args.threads)
+        contention_table(engines, args.data, q, args.threads, args.adapt_threads)
     if "bf16" in only:
         data = args.data or (str(measure.SHAKESPEARE) if measure.SHAKESPEARE.exists() else None)
         bf16_table(vocab, ids, data, seconds, rounds, q, args.steps or (5 if q else 300))
