@@ -52,6 +52,7 @@ class Engine:
         self.mcfg, self.tcfg = mcfg, tcfg
         self.dtype = np.dtype(tcfg.dtype)
         self._step_cache = None      # (params, prepared weights) for step(); see there
+        self._fast_step = step.has_fast_step(mcfg)   # asked once, not per sampled character
         heap.keep_freed_memory()     # reuse each step's large freed arrays instead of faulting pages back in
 
     @property
@@ -123,7 +124,7 @@ class Engine:
         `self._step_cache = None`). Other cells use step.step, which prepares nothing."""
         ids = np.asarray(ids)
         prefix = "dec." if self.mcfg.task == "seq2seq" else ""
-        if not step.has_fast_step(self.mcfg):
+        if not self._fast_step:
             logits, state = step.step(params, self.mcfg, ids, state, prefix)
         else:
             if self._step_cache is None or self._step_cache[0] is not params:
