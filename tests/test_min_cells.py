@@ -1,5 +1,6 @@
-"""The linear-recurrence cells (minGRU, minLSTM: rows with torch == "scan") on the torch engine: ScanRNN's log-space
-parallel scan against the NumPy engine in float64 for every task shape (logits, loss, every gradient, padding masks
+"""The linear-recurrence cells (minGRU, minLSTM: rows with torch == "scan") on the torch engine: ScanRNN (its
+sequential scan on a CPU; the log-space parallel scan it runs on a GPU is proven against the same NumPy scan below)
+against the NumPy engine in float64 for every task shape (logits, loss, every gradient, padding masks
 included), the scan itself at long T and at b = 0, checkpoints crossing engines, and torchrun. (The NumPy cells
 themselves: every test parametrised over rnnlab.cells.NAMES.)"""
 import numpy as np
@@ -17,7 +18,7 @@ from rnnlab.lm import train
 
 torch = pytest.importorskip("torch")
 
-from rnnlab.engines.torch.cells import log_scan  # noqa: E402
+from rnnlab.engines.torch.cells import linear_scan, log_scan  # noqa: E402
 from rnnlab.engines.torch.model import loss_sum  # noqa: E402
 
 SCAN = [c for c in cells.NAMES if cells.get(c).torch == "scan"]
@@ -83,9 +84,15 @@ def test_torch_scan_equals_numpy_on_every_task(cell, task, embed_dim):
         assert rel(p.grad.numpy(), grads_n[k]) <= 1e-10, k
 
 
+def exp_linear_scan(log_a, b, h0):
+    """The CPU path of ScanRNN, from log a as the cells give it."""
+    return linear_scan(torch.exp(log_a), b, h0)
+
+
+@pytest.mark.parametrize("torch_scan", [log_scan, exp_linear_scan])
 @pytest.mark.parametrize("zero_state", [False, True])
-def test_log_scan_equals_the_sequential_scan_at_long_T(zero_state):
-    """T = 1024 steps with a_t down to sigmoid(-4) (|A_T| ~ 1200: exp(A_T) alone underflows even float64), b of
+def test_torch_scans_equal_numpys_at_long_T(zero_state, torch_scan):
+    """Both torch scans (log space on a GPU, the sequential loop on a CPU), T = 1024 steps with a_t down to sigmoid(-4) (|A_T| ~ 1200: exp(A_T) alone underflows even float64), b of
     both signs and some b exactly 0, h0 = 0 or not: h and the gradients of log a, b and h0 against NumPy's scan and
     reverse scan, float64, 1e-11 relative. At h0 = 0 and b = 0 the gradient is dh/db, not 0."""
     rng = np.random.default_rng(0)
@@ -100,13 +107,24 @@ def test_log_scan_equals_the_sequential_scan_at_long_T(zero_state):
     dh, dh0 = scan_backward(a_tm, dout, None)
     h_prev = np.concatenate([h0[None], hs[:-1]])
     ta, tb, th0 = (torch.tensor(v, requires_grad=True) for v in (log_a, b, h0))
-    out = log_scan(ta, tb, th0)
+    out = torch_scan(ta, tb, th0)
     (out * torch.as_tensor(dout)).sum().backward()
     assert rel(out.detach().numpy(), hs.transpose(1, 0, 2)) <= 1e-11
     assert rel(tb.grad.numpy(), dh.transpose(1, 0, 2)) <= 1e-11
     assert rel(ta.grad.numpy(), (dh * h_prev * a_tm).transpose(1, 0, 2)) <= 1e-11   # d/dlog a = dh h_{t-1} a
     assert rel(th0.grad.numpy(), dh0) <= 1e-11
-    assert np.all(np.isfinite(log_scan(ta.float(), tb.float(), th0.float()).detach().numpy()))
+    assert np.all(np.isfinite(torch_scan(ta.float(), tb.float(), th0.float()).detach().numpy()))
+
+
+def test_linear_scan_passes_gradcheck():
+    """The sequential scan's hand-written backward against central differences (torch.autograd.gradcheck, float64)
+    for a, b and h0, with a non-contiguous upstream gradient (an expanded one, as sum() gives)."""
+    rng = np.random.default_rng(1)
+    a, b, h0 = (torch.tensor(v, requires_grad=True) for v in
+                (rng.uniform(0.1, 0.95, (2, 6, 3)), rng.standard_normal((2, 6, 3)), rng.standard_normal((2, 3))))
+    assert torch.autograd.gradcheck(linear_scan, (a, b, h0))
+    linear_scan(a, b, h0).sum().backward()                               # dout: expanded, zero strides
+    assert torch.allclose(b.grad[:, -1], torch.ones(2, 3, dtype=torch.float64))
 
 
 def test_masked_scan_carries_the_state_and_sampling_is_one_step():
