@@ -40,7 +40,7 @@ class ModelConfig:
     hidden_size: int = 256       # H
     num_layers: int = 1          # L
     embed_dim: int = 0           # D; 0 = one-hot input of size V
-    dropout: float = 0.0         # between layers and before the decoder, training only
+    dropout: float = 0.0         # training only: between layers per element; on the top layer one mask per sequence
     task: str = "lm"             # lm: character model; classify, seq2seq, conditional: the task shapes
     num_labels: int = 0          # C: classes (classify) or conditions (conditional); 0 for lm and seq2seq
 
@@ -139,21 +139,23 @@ PRESETS = {
     "paper": dict(cell="rnn", hidden_size=100, num_layers=1, embed_dim=0, dropout=0.0, batch_size=1, seq_len=25,
                   optimizer="adagrad", lr=0.1, clip_value=5.0, clip_norm=0.0, schedule="constant",
                   dtype="float64"),
-    # The recommended CPU recipes for tinyshakespeare-sized text (about 1 MB) with --engine torch, measured on 2
-    # cores (bench/RESULTS.md, `rnnlab bench --time-to-quality`). Both decay a cosine over their time budget
-    # (schedule_by="time"), so they fit whatever number of steps the machine manages; change --max-time and the
-    # decay follows. A learned 64-wide embedding, not one-hot: with PyTorch's initialisation the one-hot input
-    # weights start ~U(+-1/sqrt(H)) and take hundreds of Adam steps to grow (measured at 75 s, H=256: 1.78 nats/char
-    # one-hot vs 1.61 embedded, same lr). clip-norm 50 is a guard, not a brake: the summed-over-T loss's gradient
-    # norm ran 12-23 in these runs (clip-norm 5 clipped every step). max_steps is no limit: the clock is.
-    "shakespeare": dict(cell="lstm", hidden_size=512, num_layers=1, embed_dim=64, dropout=0.2, batch_size=32,
-                        seq_len=64, optimizer="adam", lr=5e-3, clip_value=0.0, clip_norm=50.0, schedule="cosine",
+    # The recommended CPU recipes for tinyshakespeare-sized text (about 1 MB), measured on 2 cores with --engine auto
+    # (the torch engine, bf16 autocast where the CPU has AVX512-BF16 or AMX; bench/RESULTS.md, `rnnlab bench
+    # --time-to-quality`). Both decay a cosine over their time budget (schedule_by="time"), so they fit whatever
+    # number of steps the machine manages; change --max-time and the decay follows. A learned 64-wide embedding, not
+    # one-hot: with PyTorch's initialisation the one-hot input weights start ~U(+-1/sqrt(H)) and take hundreds of
+    # Adam steps to grow (75 s, H=256: 1.78 nats/char one-hot vs 1.61 embedded). T=32, not 64: the same characters
+    # a second in twice the updates (75 s, H=512, bf16: 1.4415 against 1.4771 at T=64). clip-norm 50 is a guard,
+    # not a brake: the summed-over-T loss's gradient norm runs 12-23 (clip-norm 5 clipped every step). max_steps
+    # is no limit: the clock is.
+    "shakespeare": dict(cell="lstm", hidden_size=768, num_layers=1, embed_dim=64, dropout=0.3, batch_size=32,
+                        seq_len=32, optimizer="adam", lr=4e-3, clip_value=0.0, clip_norm=50.0, schedule="cosine",
                         schedule_by="time", min_lr_frac=0.02, max_time=600.0, max_steps=10 ** 9, dtype="float32",
-                        eval_every=500),
-    "shakespeare-quick": dict(cell="lstm", hidden_size=256, num_layers=1, embed_dim=64, dropout=0.0, batch_size=32,
-                              seq_len=64, optimizer="adam", lr=1e-2, clip_value=0.0, clip_norm=50.0,
+                        eval_every=1000),
+    "shakespeare-quick": dict(cell="lstm", hidden_size=512, num_layers=1, embed_dim=64, dropout=0.1, batch_size=32,
+                              seq_len=32, optimizer="adam", lr=5e-3, clip_value=0.0, clip_norm=50.0,
                               schedule="cosine", schedule_by="time", min_lr_frac=0.02, max_time=75.0,
-                              max_steps=10 ** 9, dtype="float32", eval_every=250),
+                              max_steps=10 ** 9, dtype="float32", eval_every=500),
 }
 
 

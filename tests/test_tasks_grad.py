@@ -176,3 +176,31 @@ def test_edit_distance_and_scores():
     assert seq2seq.edit_distance("abc", "abc") == 0
     sc = seq2seq.scores(["abc", "abd", ""], ["abc", "abc", "xy"])
     assert sc["exact"] == pytest.approx(1 / 3) and sc["cer"] == pytest.approx(3 / 8)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "mingru"])
+def test_dropout_masks_and_their_gradients(cell):
+    """With dropout on (training): between layers one mask per element, on the top layer one mask per sequence and
+    unit shared by every step (variational dropout); the gradients of every weight and of the initial state
+    through both masks by central differences (the same seed gives the same masks on every call)."""
+    rng = np.random.default_rng(6)
+    cfg = ModelConfig(cell=cell, vocab_size=4, hidden_size=6, num_layers=2, dropout=0.5)
+    params = scaled({k: v for k, v in model.init_params(cfg, 1, np.float64).items() if not k.startswith("decoder.")})
+    ids = rng.integers(0, 4, (3, 7))
+    s0 = tuple(rng.standard_normal((2, 3, 6)) for _ in cells.get(cell).state)
+    R = rng.standard_normal((3, 7, 6))
+
+    out, _, cache = model.stack_forward(params, cfg, ids, s0, None, np.random.default_rng(9))
+    (_, low), (_, top) = cache[2]
+    assert low.shape == (3, 7, 6) and top.shape == (3, 1, 6)
+    assert 0 < (low == 0).mean() < 1 and 0 < (top == 0).mean() < 1
+    zero = out == 0                                                           # (N, T, H): dropped units
+    assert np.array_equal(zero, np.broadcast_to(zero[:, :1], zero.shape))     # the same units at every step
+
+    def loss():
+        o, _, _ = model.stack_forward(params, cfg, ids, s0, None, np.random.default_rng(9))
+        return float((o * R).sum())
+
+    grads, ds0 = model.stack_backward(R.copy(), None, params, cfg, cache)
+    assert_grads(loss, params, grads)
+    assert_grads(loss, {f"s0.{i}": s for i, s in enumerate(s0)}, {f"s0.{i}": d for i, d in enumerate(ds0)})

@@ -197,6 +197,28 @@ def test_dropout_run_resumes_bit_for_bit_on_cpu(tmp_path):
     assert not np.array_equal(a.params["decoder.weight"], c.params["decoder.weight"])
 
 
+@pytest.mark.parametrize("cell", ["lstm", "mingru"])
+def test_top_layer_dropout_is_one_mask_per_sequence(cell):
+    """Training with dropout: the top layer's outputs lose the same units at every step of a sequence (variational
+    dropout, as the NumPy engine's top layer), different units in different sequences, kept ones scaled by
+    1 / (1 - p); evaluation drops nothing."""
+    from rnnlab.engines.torch.model import Net, zero_state
+    torch.manual_seed(0)
+    net = Net(ModelConfig(cell=cell, vocab_size=5, hidden_size=64, num_layers=1, dropout=0.5))
+    for p in net.parameters():
+        torch.nn.init.uniform_(p, -0.5, 0.5)
+    ids = torch.randint(0, 5, (4, 9))
+    net.train()
+    out, _ = net.stack(ids, zero_state(net.cfg, 4, torch.float32, "cpu"))   # (N, T, H)
+    net.eval()
+    plain, _ = net.stack(ids, zero_state(net.cfg, 4, torch.float32, "cpu"))
+    dropped = out == 0
+    assert torch.equal(dropped, dropped[:, :1].expand_as(dropped))           # the same units at every step
+    assert not torch.equal(dropped[0], dropped[1]) and 0.3 < dropped.float().mean() < 0.7
+    assert not (plain == 0).any()
+    assert torch.allclose(out[~dropped], 2 * plain[~dropped])
+
+
 def test_first_line_names_engine_and_device(tmp_path):
     lines = []
     tcfg = TrainConfig(data=str(corpus(tmp_path)), batch_size=2, seq_len=8, max_steps=2, eval_every=2)

@@ -20,7 +20,8 @@ HELP = {
     "cell": "recurrent cell: " + "; ".join(f"{c.name} = {c.help}" for c in CELLS.values()),
     "hidden_size": "hidden units per layer (H)", "num_layers": "stacked recurrent layers (L)",
     "embed_dim": "learned embedding size; 0 feeds one-hot characters (the paper)",
-    "dropout": "dropout between layers and before the decoder, in [0, 1)",
+    "dropout": "dropout in [0, 1): between layers (per element) and on the top layer before the decoder (one "
+               "mask per sequence and unit for all its steps: variational dropout)",
     "data": "UTF-8 text file to train on (default: the embedded corpus, CPython's pydoc topics)",
     "encoding": "utf-8 (characters) or bytes (raw bytes: any file)",
     "val_frac": "last fraction of the text held out for validation", "batch_size": "parallel streams (N)",

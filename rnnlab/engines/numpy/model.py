@@ -124,7 +124,9 @@ def zero_state(cfg, n: int, dtype) -> tuple:
 def stack_forward(params: dict, cfg, ids, state0: tuple, mask=None, rng=None, prefix: str = ""):
     """ids (N, T) from state0 (tuple of (L, N, H)) through the L layers. Without a mask each layer is the cell's
     fused pass; with one, the plain step-by-step pass that carries the state over padding. With `rng` (training)
-    dropout follows every layer. Returns (top layer's outputs (N, T, H), final state tuple, cache)."""
+    dropout follows every layer: between layers an independent mask per element, as nn.LSTM's; on the top layer
+    one mask per sequence and unit shared by all T steps (variational or "locked" dropout: Gal & Ghahramani 2016,
+    Merity et al. 2018). Returns (top layer's outputs (N, T, H), final state tuple, cache)."""
     cell = cell_module(cfg.cell)
     emb = params.get(prefix + "encoder.weight")
     x = emb[ids] if emb is not None else ids                                   # (N, T, D), or ids meaning one-hot
@@ -135,7 +137,9 @@ def stack_forward(params: dict, cfg, ids, state0: tuple, mask=None, rng=None, pr
             out, sT, c = cell.forward(x, s0, p)                                # (N, T, H)
         else:
             out, sT, c = sequence_forward(cell, x, s0, p, mask)
-        drop = dropout_mask(out.shape, cfg.dropout, out.dtype, rng)
+        N, T, H = out.shape
+        shape = (N, 1, H) if k == cfg.num_layers - 1 else (N, T, H)          # the top layer's: locked over T
+        drop = dropout_mask(shape, cfg.dropout, out.dtype, rng)
         if drop is not None:
             out = out * drop
         caches.append((c, drop))

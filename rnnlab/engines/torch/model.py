@@ -1,7 +1,7 @@
 """The one model of rnnlab as a torch.nn.Module: the same networks as rnnlab.engines.numpy.model, for every task.
 
-    lm           ids (N, T) -> [encoder: nn.Embedding (V, D)] or one-hot (N, T, V) -> rnn (L layers) -> dropout
-                 -> decoder: nn.Linear(H, V) -> logits (N, T, V); the state is carried between batches
+    lm           ids (N, T) -> [encoder: nn.Embedding (V, D)] or one-hot (N, T, V) -> rnn (L layers) -> locked
+                 dropout -> decoder: nn.Linear(H, V) -> logits (N, T, V); the state is carried between batches
     classify     the same stack over padded texts (mask: the state passes through padding), its true last h of
                  the top layer -> dropout -> classifier: nn.Linear(H, C) -> logits (N, C)
     conditional  an lm whose initial state is a learned row per label: cond: nn.Embedding(C, S*L*H), the row laid
@@ -48,7 +48,7 @@ class Net(nn.Module):
         if cfg.embed_dim:
             self.encoder = nn.Embedding(V, cfg.embed_dim)
         self.rnn = make_rnn(cfg, cfg.input_size)
-        self.drop = nn.Dropout(cfg.dropout)       # on the top layer's outputs, as between layers
+        self.drop = nn.Dropout(cfg.dropout)       # on classify's last h (N, H)
         if part in ("lm", "conditional"):
             self.decoder = nn.Linear(H, V)
         if part == "classify":
@@ -62,7 +62,7 @@ class Net(nn.Module):
         dtype = self.rnn.weight_ih_l0.dtype
         x = self.encoder(ids) if self.cfg.embed_dim else one_hot(ids, self.cfg.vocab_size, dtype)   # (N, T, D)
         out, new = run_rnn(self.rnn, x, state, mask)
-        return self.drop(out), new
+        return locked_dropout(out, self.cfg.dropout, self.training), new
 
     def lm(self, ids, state: tuple):
         """Logits (N, T, V) and the new state: the character model (also seq2seq's dec, conditional's body)."""
@@ -96,6 +96,18 @@ class Net(nn.Module):
     def step(self, ids, state: tuple):
         """One decoder step for K rows: ids (K, 1) -> logits (K, 1, V), new state."""
         return (self.dec if self.cfg.task == "seq2seq" else self).lm(ids, state)
+
+
+def locked_dropout(x, p: float, training: bool):
+    """Variational ("locked") inverted dropout on x (N, T, H): one mask per sequence and unit, shared by all T
+    steps (Gal & Ghahramani 2016; Merity et al. 2018, AWD-LSTM), kept with probability 1 - p and scaled by
+    1 / (1 - p); x itself when not training or p = 0. The NumPy engine's top layer does the same (model.py).
+    Cheaper than nn.Dropout too: N*H draws, not N*T*H (bernoulli_ on 1M elements is ~5 ms on a CPU)."""
+    if not training or p <= 0:
+        return x
+    keep = 1.0 - p
+    mask = torch.empty(x.shape[0], 1, x.shape[-1], dtype=x.dtype, device=x.device).bernoulli_(keep)   # (N, 1, H)
+    return x * mask.div_(keep)
 
 
 def one_hot(ids: torch.Tensor, V: int, dtype) -> torch.Tensor:
