@@ -134,7 +134,8 @@ def machine() -> str:
     parts = [f"{os.cpu_count()} cores", f"load average {os.getloadavg()[0]:.1f}", f"numpy {np.__version__}"]
     try:
         import torch
-        parts.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+        from ..engines.torch.device import cpu_bf16
+        parts.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads), CPU bf16: {cpu_bf16() or 'none'}")
     except ImportError:
         parts.append("torch not installed")
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS"):

@@ -26,14 +26,15 @@ from ..streams import Streams
 from .measure import REFERENCE, SHAKESPEARE
 
 CONFIGS = [(100, 1, 1, 25), (128, 1, 32, 64), (256, 2, 32, 64), (512, 2, 64, 100)]    # (H, L, N, T)
-# The linear-recurrence cells against the LSTM: one layer, B streams, these T, the LSTM's H sets the budget.
-SCAN = {"lstm_hidden": 256, "batch": 16, "lengths": (64, 256, 1024)}
-SCAN_QUICK = {"lstm_hidden": 32, "batch": 4, "lengths": (16, 64)}
+# The linear-recurrence cells against the LSTM: B streams, these T, each stack (L layers, embedding D; 0 = one-hot)
+# at the parameter count of an LSTM of that stack with H = lstm_hidden.
+SCAN = {"lstm_hidden": 256, "batch": 16, "lengths": (64, 256, 1024), "stacks": ((1, 0), (2, 64))}
+SCAN_QUICK = {"lstm_hidden": 32, "batch": 4, "lengths": (16, 64), "stacks": ((1, 0), (2, 8))}
 
 
-def _configs(cell, V, H, L, N, T, preset=None):
+def _configs(cell, V, H, L, N, T, preset=None, embed=0):
     """(ModelConfig, TrainConfig) for one row: Adam 2e-3, clip-norm 5, float32; or a preset's settings."""
-    m = dict(cell=cell, vocab_size=V, hidden_size=H, num_layers=L)
+    m = dict(cell=cell, vocab_size=V, hidden_size=H, num_layers=L, embed_dim=embed)
     t = dict(batch_size=N, seq_len=T, optimizer="adam", lr=2e-3, clip_norm=5.0, dtype="float32")
     for k, v in (PRESETS[preset] if preset else {}).items():
         (m if k in ModelConfig.__dataclass_fields__ else t)[k] = v
@@ -45,21 +46,25 @@ def scan_cells() -> tuple:
     return ("lstm",) + tuple(c for c in cells.NAMES if cells.get(c).torch == "scan")
 
 
-def same_budget(names, V: int, lstm_hidden: int) -> dict:
-    """cell -> (H, parameters) for one-layer models with one-hot input and the parameter count P of an LSTM with
-    H = lstm_hidden: each cell gets the largest H within P, the memory experiment's rule. A cell without W_hh
-    spends P on a wider h: minGRU's H is ~7x the LSTM's at H = 256."""
+def same_budget(names, V: int, lstm_hidden: int, L: int = 1, D: int = 0) -> dict:
+    """cell -> (H, parameters) for L-layer models (one-hot input, or an embedding of D) at the parameter count P of
+    the LSTM with H = lstm_hidden: each cell gets the largest H within P, the memory experiment's rule. A cell
+    without W_hh spends P on a wider h: minGRU's H is ~7x the LSTM's at H = 256 in one one-hot layer, ~2.4x in
+    two layers over an embedding."""
     from ..experiments.memory import count_params, hidden_for_budget
-    budget = count_params(ModelConfig(cell="lstm", vocab_size=V, hidden_size=lstm_hidden))
-    hidden = {c: lstm_hidden if c == "lstm" else hidden_for_budget(c, V, budget) for c in names}
-    return {c: (h, count_params(ModelConfig(cell=c, vocab_size=V, hidden_size=h))) for c, h in hidden.items()}
+
+    def params(c, H):
+        return count_params(ModelConfig(cell=c, vocab_size=V, hidden_size=H, num_layers=L, embed_dim=D))
+    budget = params("lstm", lstm_hidden)
+    hidden = {c: lstm_hidden if c == "lstm" else hidden_for_budget(c, V, budget, L, D) for c in names}
+    return {c: (h, params(c, h)) for c, h in hidden.items()}
 
 
-def engine_trainer(engine_name, cell, V, H, L, N, T, ids, preset=None, precision="fp32"):
+def engine_trainer(engine_name, cell, V, H, L, N, T, ids, preset=None, precision="fp32", embed=0):
     """A step function training rnnlab's `engine_name` engine through Engine.train_step, the state carried from
     batch to batch and reset at each pass, exactly as rnnlab.loop does (minus logging and checkpoints);
-    `precision` bf16 autocasts the torch engine."""
-    mcfg, tcfg = _configs(cell, V, H, L, N, T, preset)
+    `precision` bf16 autocasts the torch engine; `embed` > 0 puts an embedding of that size in front."""
+    mcfg, tcfg = _configs(cell, V, H, L, N, T, preset, embed)
     engine = make_engine(engine_name, mcfg, tcfg, device="cpu", precision=precision)
     streams = Streams(ids, tcfg.batch_size, tcfg.seq_len)
     params = engine.init_params(0)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .. import cells
 from ..benchmarks import bf16, contention, measure, quality, sampling, scaling, training
-from ..engines import torch_available
+from ..engines import make_engine, torch_available
 from ..errors import UserError
 from .args import number
 
@@ -143,22 +143,37 @@ def scaling_table(vocab, engines, base, grid, steps):
 
 
 def scan_table(vocab, ids, engines, sizes, seconds, rounds):
-    """The linear-recurrence cells against the LSTM at the same parameter count, each T measured in one set of
-    alternating rounds; the ratio is a cell's faster engine over the LSTM's, within each round."""
+    """The linear-recurrence cells against the LSTM at the same parameter count, for each stack (L layers over
+    one-hot input or an embedding of D) and T measured in one set of alternating rounds, on each engine (and the
+    torch engine in bf16 where the CPU has it); the ratio is a cell's fastest over the LSTM's, within each round."""
     V, N = len(vocab), sizes["batch"]
-    hidden = training.same_budget(training.scan_cells(), V, sizes["lstm_hidden"])
-    print(f"\n## Linear-recurrence cells vs the LSTM: training chars/s at the same parameter count (one layer, "
-          f"one-hot input, B={N}, Adam 2e-3, clip-norm 5, float32)\n")
-    print("| cell | H | params | T | " + " | ".join(f"{e} engine" for e in engines) + " | faster | faster / lstm's |")
-    print("|---|---:|---:|---:|" + "---:|" * len(engines) + "---|---:|")
-    for T in sizes["lengths"]:
-        c = {f"{cell} {e}": measure.rate(training.engine_trainer(e, cell, V, hidden[cell][0], 1, N, T, ids))
-             for cell in hidden for e in engines}
-        med = measure.alternate(c, seconds, rounds, f"scan T={T}")
-        best = {cell: max((f"{cell} {e}" for e in engines), key=med.get) for cell in hidden}
-        for cell, (H, P) in hidden.items():
-            print(f"| {cell} | {H} | {P:,} | {T} | " + " | ".join(f"{med[f'{cell} {e}']:,.0f}" for e in engines) +
-                  f" | {best[cell].split()[1]} | {measure.ratio(med, best[cell], best['lstm']):.2f}x |", flush=True)
+    runs = [(e, "fp32") for e in engines] + ([("torch", "bf16")] if "torch" in engines and _cpu_bf16() else [])
+    names = [e if p == "fp32" else f"{e} {p}" for e, p in runs]
+    print(f"\n## Linear-recurrence cells vs the LSTM: training chars/s at the same parameter count (B={N}, Adam "
+          f"2e-3, clip-norm 5, float32 weights; D = 0: one-hot input)\n")
+    print("| cell | L | D | H | params | T | " + " | ".join(names) + " | fastest | fastest / lstm's |")
+    print("|---|---:|---:|---:|---:|---:|" + "---:|" * len(runs) + "---|---:|")
+    for L, D in sizes["stacks"]:
+        hidden = training.same_budget(training.scan_cells(), V, sizes["lstm_hidden"], L, D)
+        for T in sizes["lengths"]:
+            c = {f"{cell}|{n}": measure.rate(training.engine_trainer(e, cell, V, hidden[cell][0], L, N, T, ids,
+                                                                     precision=p, embed=D))
+                 for cell in hidden for n, (e, p) in zip(names, runs)}
+            med = measure.alternate(c, seconds, rounds, f"scan L={L} D={D} T={T}")
+            best = {cell: max((f"{cell}|{n}" for n in names), key=med.get) for cell in hidden}
+            for cell, (H, P) in hidden.items():
+                print(f"| {cell} | {L} | {D} | {H} | {P:,} | {T} | " +
+                      " | ".join(f"{med[f'{cell}|{n}']:,.0f}" for n in names) +
+                      f" | {best[cell].split('|')[1]} | {measure.ratio(med, best[cell], best['lstm']):.2f}x |",
+                      flush=True)
+
+
+def _cpu_bf16() -> str:
+    """The CPU's bf16 instructions ("AMX", "AVX512-BF16") or "" (also without torch)."""
+    if not torch_available():
+        return ""
+    from ..engines.torch.device import cpu_bf16
+    return cpu_bf16()
 
 
 def contention_table(engines, data, quick, threads, adapt=False):
@@ -190,8 +205,7 @@ def bf16_table(vocab, ids, data, seconds, rounds, quick, steps):
     if not torch_available():
         print("(skipped: torch is not installed)")
         return
-    from ..engines.torch.device import cpu_bf16
-    kind = cpu_bf16()
+    kind = _cpu_bf16()
     if not kind:
         print("(skipped: this CPU has neither AMX nor AVX512-BF16, so --precision bf16 is refused here)")
         return
@@ -261,9 +275,11 @@ def cmd_time_to_quality(args):
         raise UserError("--time-to-quality needs a text: pass --data FILE (tinyshakespeare is not at "
                         "../shared/data/tinyshakespeare.txt)")
     preset = args.preset or quality.preset_for(args.budget)
+    mcfg, tcfg = quality.configs(data, args.budget, preset)
+    engine = make_engine(args.engine, mcfg, tcfg, device="cpu")
     print(f"# rnnlab bench --time-to-quality --budget {args.budget:g}\n\nmachine: {measure.machine()}\n"
           f"recipe: rnnlab train --preset {preset} --engine {args.engine} --max-time {args.budget:g} "
-          f"--data {data}\n", flush=True)
+          f"--data {data}\nengine: {engine.name} ({getattr(engine, 'device', 'cpu')})\n", flush=True)
     curve, steps = quality.run(data, args.budget, args.engine, preset)
     result = None
     if args.plain:

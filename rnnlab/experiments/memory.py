@@ -83,12 +83,19 @@ def count_params(cfg: ModelConfig) -> int:
     return sum(math.prod(s) for s in model.param_shapes(cfg).values())
 
 
-def hidden_for_budget(cell: str, vocab_size: int, budget: int) -> int:
-    """The largest H such that a one-layer `cell` model with one-hot input has at most `budget` parameters."""
-    H = 1
-    while count_params(ModelConfig(cell=cell, vocab_size=vocab_size, hidden_size=H + 1)) <= budget:
-        H += 1
-    return H
+def hidden_for_budget(cell: str, vocab_size: int, budget: int, num_layers: int = 1, embed_dim: int = 0) -> int:
+    """The largest H such that a `cell` model of `num_layers` layers (one-hot input, or an embedding of
+    `embed_dim`) has at most `budget` parameters (1 when even H = 1 has more). Bisection: the count grows with H."""
+    def fits(H):
+        return count_params(ModelConfig(cell=cell, vocab_size=vocab_size, hidden_size=H, num_layers=num_layers,
+                                        embed_dim=embed_dim)) <= budget
+    lo, hi = 1, 2
+    while fits(hi):
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1:                                                   # fits(lo), not fits(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
 
 
 def last_step_batch(x, y) -> dict:
