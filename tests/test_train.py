@@ -7,7 +7,7 @@ import pytest
 from helpers import rnnlab, shakespeare, word_corpus
 from rnnlab import cells  # noqa: E402
 from rnnlab import snapshot
-from rnnlab.config import ModelConfig, TrainConfig
+from rnnlab.config import PRESETS, ModelConfig, TrainConfig
 from rnnlab.engines.numpy.engine import Engine
 from rnnlab.sample import generate, pick
 from rnnlab.lm import train
@@ -242,7 +242,8 @@ def test_presets_are_time_budgeted_recipes(tmp_path):
     assert (snap.tcfg.schedule_by, snap.tcfg.max_time, snap.mcfg.embed_dim, snap.mcfg.hidden_size) == \
         ("time", 1.5, 64, 32)
     lrs = [json.loads(ln)["lr"] for ln in (run / "metrics.jsonl").read_text().splitlines() if '"lr"' in ln]
-    assert lrs[0] > 0.9e-2 and lrs[-1] < 0.15e-2, (lrs[0], lrs[-1])
+    peak = PRESETS["shakespeare-quick"]["lr"]
+    assert lrs[0] > 0.9 * peak and lrs[-1] < 0.15 * peak, (lrs[0], lrs[-1])
     proc = rnnlab("train", "--preset", "shakespeare", "--max-time", 0, "--data", data, "--out", tmp_path / "r2")
     assert proc.returncode == 2 and "--max-time" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "r2").exists()
