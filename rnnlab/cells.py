@@ -12,7 +12,7 @@ Each row is plain data:
     state       the names of the state arrays carried between steps, each (L, N, H): ("h",) or ("h", "c")
     torch       the torch.nn layer with the same parameters (e.g. "LSTM" for nn.LSTM); "scan" for a linear
                 recurrence h_t = a_t * h_{t-1} + b_t whose a_t, b_t depend on x_t only, which
-                rnnlab/engines/torch/cells.py runs as a parallel scan over T (ScanRNN); or "" when PyTorch has
+                rnnlab/engines/torch/cells.py runs as a scan over T (ScanRNN); or "" when PyTorch has
                 none and rnnlab/engines/torch/cells.py implements the step (StepRNN). `nn_layer` reads it.
     cpu_train   the engine that trains it faster on a CPU (measured: bench/RESULTS.md); --engine auto reads it
     help        one line for --help

@@ -1,5 +1,6 @@
 """Recurrent layers for the torch engine: PyTorch's fused nn.RNN/LSTM/GRU where it has the cell, `ScanRNN`, a
-parallel scan, for linear-recurrence cells, and `StepRNN`, a plain loop over a step function, for other cells.
+scan over T (parallel on CUDA) for linear-recurrence cells, and `StepRNN`, a plain loop over a step function, for
+other cells.
 
 `make_rnn(cfg, input_size)` reads rnnlab.cells: a row whose `torch` names an nn layer ("LSTM") gets that layer;
 a row with torch == "scan" gets ScanRNN over the function of the cell's name in this module (see ScanRNN; mingru and
@@ -9,8 +10,9 @@ minlstm below), and a row with torch == "" gets StepRNN over the function of the
                                                        order of the row's params (weight_ih, weight_hh, bias_ih, bias_hh)
 
 Both have nn.RNN's parameter names (weight_ih_l{k} (G*H, D), weight_hh_l{k} (G*H, H), bias_ih_l{k}, bias_hh_l{k},
-those the row lists), so a checkpoint moves between engines unchanged. Autograd differentiates them; the NumPy file
-of the cell is the reference they are tested against (tests/test_new_cell.py, tests/test_min_cells.py).
+those the row lists), so a checkpoint moves between engines unchanged. Autograd differentiates them (all but
+linear_scan, whose reverse scan is written out); the NumPy file of the cell is the reference they are tested against
+(tests/test_new_cell.py, tests/test_min_cells.py).
 
 `run_rnn(rnn, x, state, mask)` is the one call the model makes: x (N, T, D), state tuple of (L, N, H), mask (N, T)
 bool or None. With a mask (padding at the end of each row) the state is carried through the padded steps, as the
