@@ -100,8 +100,16 @@ def train(prepare, mcfg, tcfg, out, engine: str = "numpy", resume: bool = False,
         if changed:
             log("changed on resume: " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()))
         rows = [{"step": p.step, "changed": changed}] if changed else []
-        return {**_fit(run, eng, setup, tcfg, p, progress, log, stop_at, command, rows, governor),
+        again = command + resume_flags(engine, options)          # the resume hints name the engine it ran on
+        return {**_fit(run, eng, setup, tcfg, p, progress, log, stop_at, again, rows, governor),
                 "info": setup.info}
+
+
+def resume_flags(engine: str, options: dict) -> str:
+    """The flags a resume needs to run on the same engine: "" for the CLI's default (numpy), else " --engine E"
+    and the --precision that was given (a resume takes its engine from the command line, not the checkpoint)."""
+    flags = "" if engine == "numpy" else f" --engine {engine}"
+    return flags + (f" --precision {options['precision']}" if options.get("precision") else "")
 
 
 def _absolute(changes: dict) -> dict:

@@ -101,3 +101,14 @@ def test_sample_bad_prime_and_numbers(run_dir):
 def test_resume_errors(tmp_path, run_dir):
     assert_user_error(rnnlab("train", "--resume", tmp_path / "nothing"), "nothing to resume")
     assert_user_error(rnnlab("train", "--resume", run_dir, "--hidden-size", 99), "--hidden-size")
+
+
+def test_resume_with_a_missing_data_file_is_refused_and_changes_nothing(tmp_path, run_dir):
+    """A new --data on --resume must exist (a typo would otherwise be saved as the run's text, train on the old
+    data.ids and lose the real path): one line, exit 2, every file of the run unchanged; every resumable command."""
+    before = tree_digest(run_dir)
+    assert_user_error(rnnlab("train", "--resume", run_dir, "--data", tmp_path / "typo.txt"), "--data", "typo.txt")
+    assert tree_digest(run_dir) == before
+    for cmd in (("classify",), ("seq2seq", "train")):                         # (conditional: train --resume)
+        assert_user_error(rnnlab(*cmd, "--resume", run_dir, "--data", tmp_path / "typo.tsv"), "--data", "typo.tsv")
+    assert tree_digest(run_dir) == before

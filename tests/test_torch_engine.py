@@ -267,3 +267,19 @@ def test_auto_picks_the_faster_engine_per_cell_and_job(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert make_engine("auto", gru, TrainConfig(), device="cpu").name == "numpy"
     assert make_engine("auto", lstm, TrainConfig(), device="cpu").name == "torch"
+
+
+def test_resume_hints_name_the_engine_the_run_used(tmp_path):
+    """The way-to-go-on lines (after Ctrl-C, or a spent budget) carry --engine and --precision when the run used
+    other than the CLI's defaults: a plain --resume would go on on the NumPy engine."""
+    from rnnlab.loop import resume_flags
+    assert resume_flags("numpy", {"precision": None}) == ""
+    assert resume_flags("auto", {}) == " --engine auto"
+    assert resume_flags("torch", {"precision": "bf16", "device": "cpu"}) == " --engine torch --precision bf16"
+    tcfg = TrainConfig(data=str(corpus(tmp_path)), batch_size=2, seq_len=8, max_steps=3, eval_every=3)
+    opts = {"device": "cpu", "precision": "fp32"}
+    train(ModelConfig(cell="gru", hidden_size=8), tcfg, tmp_path / "run", "torch", progress=False, log=quiet,
+          engine_options=opts)
+    lines = []
+    train(None, None, tmp_path / "run", "torch", resume=True, progress=False, log=lines.append, engine_options=opts)
+    assert f"to go on: rnnlab train --engine torch --precision fp32 --resume {tmp_path / 'run'}" in lines[-1], lines

@@ -10,6 +10,7 @@ import dataclasses
 import math
 import sys
 import time
+from pathlib import Path
 
 from ..cells import CELLS, NAMES
 from ..config import PRESETS, ModelConfig, TrainConfig
@@ -106,13 +107,14 @@ def add_engine(p, train=False):
                    help="numpy (exact, readable), torch (fast LSTMs, GPUs, torchrun; pip install "
                         "'rnnlab[torch]'), or auto: the faster one for this cell and job here (on a CPU: torch to "
                         f"train {', '.join(n for n in NAMES if CELLS[n].cpu_train == 'torch')}, numpy for "
-                        f"{', '.join(n for n in NAMES if CELLS[n].cpu_train != 'torch')} and sampling) "
-                        "(default: numpy)")
+                        f"{', '.join(n for n in NAMES if CELLS[n].cpu_train != 'torch')} and sampling; torch "
+                        "trains in bf16 on a CPU with AMX or AVX512-BF16 unless --precision fp32) (default: numpy)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                    help="torch engine: where to compute; auto = cuda, else mps, else cpu (default: auto)")
     p.add_argument("--precision", default=None, choices=("fp32", "bf16"),
                    help="torch engine: fp32, or bf16 autocast on CUDA or on a CPU with AMX or AVX512-BF16 "
-                        "(weights, optimiser state and checkpoints stay float32) (default: fp32)")
+                        "(weights, optimiser state and checkpoints stay float32) (default: fp32; bf16 with "
+                        "--engine auto where the CPU has it)")
     p.add_argument("--threads", type=number(int), default=0, metavar="N",
                    help="threads for the maths (NumPy's BLAS, torch); 0 = auto: the CPUs this process may use "
                         "(affinity, cgroup quota, OMP_NUM_THREADS), 1 where a time step's matrices are too small to "
@@ -160,7 +162,11 @@ def resume_overrides(args) -> dict:
     if bad:
         raise UserError(f"{', '.join(bad)} cannot be given with --resume: the run keeps its own folder and "
                         f"network; change its course with the config flags (e.g. --lr), or start a new run")
-    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    changes = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    if changes.get("data") and not Path(changes["data"]).is_file():
+        raise UserError(f"--data {changes['data']}: no such file; give an existing text to go on with, or leave "
+                        f"--data out to go on with the run's own")
+    return changes
 
 
 def progress(args):
