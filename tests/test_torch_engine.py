@@ -237,7 +237,8 @@ def test_one_hot_input_matches_an_embedding_of_the_identity():
 @pytest.mark.parametrize("argv, needle", [
     (["--engine", "torch", "--device", "cuda"], "--device cuda"),
     (["--engine", "torch", "--device", "cpu", "--precision", "bf16"], "--precision bf16"),
-    (["--engine", "numpy", "--device", "cuda"], "need --engine torch"),
+    (["--engine", "numpy", "--device", "cuda"], "--device cuda needs --engine torch"),
+    (["--precision", "bf16"], "error: --precision bf16 needs --engine torch"),       # the default engine: numpy
     (["--engine", "torch", "--device", "cpu", "--dtype", "float64", "--precision", "bf16"], "--precision bf16"),
 ])
 def test_device_and_precision_errors_are_one_line(tmp_path, capsys, monkeypatch, argv, needle):

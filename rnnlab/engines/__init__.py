@@ -90,9 +90,11 @@ def _build(name: str, mcfg, tcfg, job: str, torch_options: dict):
         name = auto_engine(mcfg, job, **torch_options)
     if name == "numpy":
         device, precision = torch_options.get("device") or "auto", torch_options.get("precision") or "fp32"
-        if device not in ("auto", "cpu") or precision != "fp32":
-            raise UserError(f"--device {device} --precision {precision} need --engine torch; the NumPy engine runs "
-                            f"on the CPU in fp32/fp64 only")
+        asked = [f"--device {device}"] * (device not in ("auto", "cpu")) + [f"--precision {precision}"] * (
+            precision != "fp32")
+        if asked:
+            raise UserError(f"{' '.join(asked)} needs --engine torch (or auto); the NumPy engine runs on the CPU in "
+                            f"fp32/fp64 only")
         if world_size() > 1:
             raise UserError("torchrun started several processes but the NumPy engine cannot train distributed; "
                             "use --engine torch (or run one process without torchrun)")
