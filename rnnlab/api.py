@@ -79,12 +79,14 @@ def load(run_or_checkpoint, engine: str = "auto", which: str = "best", device: s
 
 
 def train(data: str | None = None, out=None, resume: bool = False, init_from=None, preset: str | None = None,
-          engine: str = "numpy", device: str = "auto", progress: bool = False, log=None, **config) -> dict:
+          engine: str | None = None, device: str = "auto", progress: bool = False, log=None, **config) -> dict:
     """Train a character model on the text file `data` (None: the embedded corpus) into run directory `out`, as
     `rnnlab train` does; `config` takes any ModelConfig/TrainConfig field (cell, hidden_size, lr, max_steps, ...),
     applied after `preset`. resume=True continues the run in `out` (config: its changes of course); init_from
-    fine-tunes a new run from a trained model. log(str) receives the progress lines (None: silent). Returns the
-    run's summary: step, loss, best_val (nats/char), latest (checkpoint path). Raises UserError for bad input."""
+    fine-tunes a new run from a trained model. engine: numpy, torch or auto; None: numpy for a new run, and for a
+    resumed one the engine (and precision) it last ran with. log(str) receives the progress lines (None: silent).
+    Returns the run's summary: step, loss, best_val (nats/char), latest (checkpoint path). Raises UserError for bad
+    input."""
     if out is None:
         raise UserError("rnnlab.train needs out=: the run directory to write")
     names = {f.name for c in (ModelConfig, TrainConfig) for f in dataclasses.fields(c)}

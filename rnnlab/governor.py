@@ -21,11 +21,20 @@ A trial costs a few steps on the slower count: at most ~2% of an idle run's spee
     ...     g.observe(dt)
     >>> g.threads, g.hold
     (2, 30.0)
+
+Switching is free for reproducibility only where the arithmetic does not depend on the thread count: a BLAS may
+split a product differently on 1 and on n threads and round differently (OpenBLAS's float32 GEMMs do, measured:
+NumPy engine, 3.8e-6 apart after 30 steps), where torch's CPU kernels gave the same bits on 1 and 2 threads for
+every model tried. So by default (--adapt-threads auto) a run first checks its own case, `exact_on_one`, and
+adapts only when a step is the same bit for bit on both counts; --adapt-threads on adapts anyway, off never.
 """
 from __future__ import annotations
 
+import copy
 import statistics
 import time
+
+import numpy as np
 
 from . import threads as pools
 
@@ -92,3 +101,22 @@ class Governor:
     def _switch(self, n: int) -> None:
         if n != self.threads:
             self.threads = self.use(n)
+
+
+def exact_on_one(engine, params, opt_state, batch: dict, state, lr: float, rng, n: int, use=pools.use) -> bool:
+    """Whether one training step and one evaluation of `batch` give the same bits on 1 thread as on `n`: the step
+    runs on copies of the parameters, the optimiser state and the RNG, so the run itself is untouched; the pools
+    are left on n threads. Compares the updated parameters, the step's loss and new state, and the evaluation's
+    loss. A check of this run's shapes on this machine (a BLAS splits a product by its shape), not a proof for
+    others: costs two steps and two forward passes."""
+    seen = []
+    for k in (1, n):
+        use(k)
+        p, o = engine.load_params(engine.export(params)), engine.load_opt_state(engine.export(opt_state))
+        m, new = engine.train_step(p, o, batch, state, lr, copy.deepcopy(rng))
+        loss, _ = engine.evaluate(p, batch, state)
+        arrays = list(engine.export(p).values()) + list(engine.export_state(new) if new is not None else ())
+        seen.append(([np.asarray(a) for a in arrays], m["loss"], loss))
+    use(n)
+    (a1, *rest1), (an, *restn) = seen
+    return rest1 == restn and all(np.array_equal(x, y) for x, y in zip(a1, an))

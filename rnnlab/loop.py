@@ -28,9 +28,9 @@ import numpy as np
 from . import progress as progress_mod
 from . import schedule, snapshot, threads
 from .config import replace, split_changes
-from .engines import make_engine, process_rank
+from .engines import ENGINES, make_engine, process_rank
 from .errors import UserError
-from .governor import Governor
+from .governor import Governor, exact_on_one
 from .run import Clock, Interrupted, RunDir, Signals
 
 LN2 = math.log(2.0)
@@ -62,7 +62,7 @@ def _quiet(*args, **kwargs):
     pass
 
 
-def train(prepare, mcfg, tcfg, out, engine: str = "numpy", resume: bool = False, overrides: dict | None = None,
+def train(prepare, mcfg, tcfg, out, engine: str | None = "numpy", resume: bool = False, overrides: dict | None = None,
           opts: dict | None = None, task: str = "lm", command: str = "train", progress=None, log=print,
           stop_at: int | None = None, engine_options: dict | None = None) -> dict:
     """Train into run directory `out`, or (resume=True) continue the run there: its configs and opts come from its
@@ -83,16 +83,17 @@ def train(prepare, mcfg, tcfg, out, engine: str = "numpy", resume: bool = False,
         else:
             tcfg = replace(tcfg, **_absolute({"data": tcfg.data}))
         setup = _prepare(prepare, mcfg, tcfg, opts, snap, run, command)
-        options = dict(engine_options or {})
-        adapt = options.pop("adapt_threads", False)
+        engine, options = run_flags(engine, dict(engine_options or {}), snap)
+        adapt = options.pop("adapt_threads", "auto")
         eng = make_engine(engine, setup.mcfg, tcfg, **options)
         p = progress_mod.start(eng, setup, tcfg, snap, run, changed)
+        p.flags = {"engine": engine, "precision": options.get("precision")}
         n = sum(int(np.prod(a.shape)) for a in p.params.values())
         m = setup.mcfg
-        auto = adapt and options.get("threads") == 0 and eng.world_size == 1   # --adapt-threads: governed
-        governor = Governor(threads.current(eng.name), adapt=auto)
+        governed, how = _governed(adapt, eng, setup.job, tcfg, p) if options.get("threads") == 0 else (False, "")
+        governor = Governor(threads.current(eng.name), adapt=governed)
         log(f"rnnlab {command}: engine {eng.name} ({eng.device}, {tcfg.dtype}) on {threads.describe(eng.name)}"
-            f"{(' (auto, adapting)' if auto else ' (auto)') if options.get('threads') == 0 else ''} | "
+            f"{how} | "
             f"{m.cell} H={m.hidden_size} L={m.num_layers} V={m.vocab_size} ({n:,} params) | {setup.describe} | "
             f"N={tcfg.batch_size}"
             f"{' T=%d' % tcfg.seq_len if setup.job.passes else ''} {tcfg.optimizer} lr={tcfg.lr:g} | "
@@ -100,16 +101,43 @@ def train(prepare, mcfg, tcfg, out, engine: str = "numpy", resume: bool = False,
         if changed:
             log("changed on resume: " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()))
         rows = [{"step": p.step, "changed": changed}] if changed else []
-        again = command + resume_flags(engine, options)          # the resume hints name the engine it ran on
-        return {**_fit(run, eng, setup, tcfg, p, progress, log, stop_at, again, rows, governor),
+        return {**_fit(run, eng, setup, tcfg, p, progress, log, stop_at, command, rows, governor),
                 "info": setup.info}
 
 
-def resume_flags(engine: str, options: dict) -> str:
-    """The flags a resume needs to run on the same engine: "" for the CLI's default (numpy), else " --engine E"
-    and the --precision that was given (a resume takes its engine from the command line, not the checkpoint)."""
-    flags = "" if engine == "numpy" else f" --engine {engine}"
-    return flags + (f" --precision {options['precision']}" if options.get("precision") else "")
+def _governed(adapt: str, eng, job: Job, tcfg, p) -> tuple:
+    """(whether the governor may switch thread counts, the first line's note) for --threads 0 (auto).
+    --adapt-threads on: yes; off: no; auto: on a CPU, in one process, where every step has the same shapes (the
+    character model) and a step is the same bit for bit on 1 thread as on all (governor.exact_on_one): adapting
+    then keeps the run reproducible."""
+    n = threads.current(eng.name)
+    if adapt == "off" or eng.world_size > 1:
+        return False, " (auto)"
+    if adapt == "on":
+        return True, " (auto, adapting)"
+    if n == 1 or not job.passes or eng.device.split(",")[0] != "cpu":
+        return False, " (auto)"
+    state = p.state if p.state is not None else eng.zero_state(tcfg.batch_size)
+    lr = schedule.learning_rate(tcfg, p.step, p.trained)
+    if exact_on_one(eng, p.params, p.opt_state, job.batch(p.step), state, lr, p.rng, n):
+        return True, f" (auto, adapting: the same bits on 1 and {n})"
+    return False, f" (auto, held: 1 and {n} threads round differently)"
+
+
+def run_flags(engine: str | None, options: dict, snap) -> tuple:
+    """(engine, options) to build the engine with: as given; without --engine (None), a new run's is numpy and a
+    resumed run goes on as it last ran: its --engine (auto is chosen again, for this machine) and, unless
+    --precision is given, its --precision (checkpoints from before this was kept: the engine that ran)."""
+    if engine is not None:
+        return engine, options
+    if snap is None:
+        return "numpy", options
+    flags = snap.extra.get("flags")
+    flags = flags if isinstance(flags, dict) else {"engine": snap.extra.get("engine")}
+    engine = flags.get("engine") if flags.get("engine") in ENGINES else "numpy"
+    if not options.get("precision") and isinstance(flags.get("precision"), str):
+        options = {**options, "precision": flags["precision"]}
+    return engine, options
 
 
 def _absolute(changes: dict) -> dict:

@@ -35,6 +35,7 @@ class Progress:
     first_loss: float | None = None   # the run's first training loss: what --max-loss-ratio compares with
     stale: int = 0             # evaluations since the best one (--patience)
     history: list = field(default_factory=list)   # the changes of course: [{"step", "changed"}]
+    flags: dict = field(default_factory=dict)     # --engine/--precision it last ran with: a resume's defaults
 
 
 def start(engine, setup, tcfg, snap, run, changed: dict | None = None) -> Progress:
@@ -86,7 +87,7 @@ def write(path, engine, setup, tcfg, p: Progress, metrics: dict) -> None:
     best_val = -p.best[0] if p.best and setup.mcfg.task == "lm" else None
     extra = {**setup.info, "task": setup.mcfg.task, "engine": engine.name, "metrics": metrics,
              "best_score": p.best, "train_seconds": round(p.trained, 3), "first_loss": p.first_loss,
-             "stale": p.stale, "history": p.history}
+             "stale": p.stale, "history": p.history, "flags": p.flags}
     state = engine.export_state(p.state) if p.state is not None else ()
     snapshot.save(path, snapshot.Snapshot(setup.mcfg, tcfg, setup.vocab, engine.export(p.params),
                                           engine.export(p.opt_state), state, p.step, best_val,

@@ -21,7 +21,8 @@ before they sleep. Two runs on two shared cores then spin on the very core the o
      torchrun rank its share; OMP_NUM_THREADS when the user set it), and 1 thread for a single sequence
      (one-character sampling of one sample): there the second thread only adds wake-ups. Measured alone (2 cores,
      lstm H=256 N=32 T=64): torch 60k chars/s on 1 thread, 106k on 2; NumPy 52k, 70k. A training run on auto
-     then keeps measuring 1 thread against that count (rnnlab/governor.py).
+     then keeps measuring 1 thread against that count where switching keeps it bit-reproducible
+     (rnnlab/governor.py).
 
     >>> choose(0, rows=1, cpus=8), choose(0, rows=32, cpus=8), choose(3, rows=1, cpus=8)
     (1, 8, 3)

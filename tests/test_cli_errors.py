@@ -83,6 +83,8 @@ def test_truncated_and_pickle_checkpoints(tmp_path, run_dir):
     (("train", "--val-frac", "1"), "--val-frac"),
     (("sample",), "RUN_OR_CHECKPOINT"),
     (("frobnicate",), "frobnicate"),
+    (("train", "--preset", "shakespeare", "--max-time", "0"), "(--preset shakespeare sets --schedule-by time"),
+    (("train", "--adapt-threads", "sometimes"), "--adapt-threads"),
 ])
 def test_nonsense_flags(args, needle):
     assert_user_error(rnnlab(*args), needle)

@@ -7,10 +7,12 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from helpers import ROOT, assert_user_error, rnnlab, word_corpus
+from safetensors.numpy import load_file
 
-from rnnlab import governor, threads
+from rnnlab import governor, snapshot, threads
 from rnnlab.errors import UserError
 
 
@@ -152,7 +154,7 @@ def test_threads_flag_and_the_first_lines(tmp_path):
     proc = rnnlab("train", *common, "--out", tmp_path / "one", "--threads", 1)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0].startswith("rnnlab train: engine numpy (cpu, float32) on 1 thread | ")
-    proc = rnnlab("train", *common, "--out", tmp_path / "auto")
+    proc = rnnlab("train", *common, "--out", tmp_path / "auto", "--adapt-threads", "off")
     assert proc.returncode == 0, proc.stderr
     n = threads.choose(0, 4)                                             # the batch of 4 on this machine
     assert f" on {n} thread{'s' if n > 1 else ''} (auto) | " in proc.stdout.splitlines()[0], proc.stdout
@@ -160,6 +162,11 @@ def test_threads_flag_and_the_first_lines(tmp_path):
     assert [r["threads"] for r in rows if "loss" in r and "lr" in r] == [n, n]     # a fixed count: reproducible
     proc = rnnlab("train", *common, "--out", tmp_path / "adapt", "--adapt-threads")
     assert " (auto, adapting) | " in proc.stdout.splitlines()[0], proc.stdout
+    proc = rnnlab("train", *common, "--out", tmp_path / "default")      # auto: adapts where it stays exact
+    first = proc.stdout.splitlines()[0]
+    assert (f" (auto, adapting: the same bits on 1 and {n}) | " in first or
+            f" (auto, held: 1 and {n} threads round differently) | " in first
+            if n > 1 else " (auto) | " in first), first
     proc = rnnlab("sample", tmp_path / "auto", "--length", 5, "--threads", 2)
     assert proc.returncode == 0 and proc.stderr.splitlines()[0] == "rnnlab sample: engine numpy (cpu) on 2 threads"
     proc = rnnlab("eval", tmp_path / "auto", "--data", data)
@@ -174,3 +181,116 @@ def test_governor_holds_at_least_many_times_a_slow_trial():
     feed(g, 4.0, g.TRIAL + 1)             # a big model: 4 s a step on 1 thread, 3 s on 2
     feed(g, 3.0, g.TRIAL + 1)
     assert g.threads == 2 and g.until == g.COST * (4.0 + 3.0) * (g.TRIAL + 1)
+
+
+@pytest.fixture
+def keep_threads():
+    """Put this process's pools back as they were after a test that trains in-process on other counts."""
+    blas = threads.current("numpy")
+    torch = sys.modules.get("torch")
+    intra = torch.get_num_threads() if torch is not None else None
+    yield
+    threads.use(blas)
+    if intra is not None:
+        torch.set_num_threads(intra)
+
+
+class CountingEngine:
+    """A stand-in engine whose arithmetic may depend on the thread count it runs on (as a BLAS's may)."""
+    name, world_size = "fake", 1
+
+    def __init__(self, rounds_by_threads: bool):
+        self.rounds, self.n = rounds_by_threads, 2
+
+    def use(self, k):
+        self.n = k
+        return k
+
+    def load_params(self, arrays):
+        return {k: np.array(v) for k, v in arrays.items()}
+
+    load_opt_state = load_params
+
+    def export(self, arrays):
+        return arrays
+
+    def export_state(self, state):
+        return state
+
+    def train_step(self, p, o, batch, state, lr, rng):
+        noise = rng.standard_normal()                                   # draws from the run's RNG, as dropout does
+        p["w"] -= lr * (1.0 + (1e-12 * self.n if self.rounds else 0.0)) + 0 * noise
+        o["step"] += 1
+        return {"loss": float(p["w"].sum())}, (state[0] + 1,)
+
+    def evaluate(self, p, batch, state):
+        return float(p["w"].sum()), state
+
+
+@pytest.mark.parametrize("rounds", [False, True])
+def test_exact_on_one_compares_a_step_on_copies_and_leaves_the_run_alone(rounds):
+    eng = CountingEngine(rounds)
+    params, opt = {"w": np.ones(3)}, {"step": np.zeros(())}
+    rng = np.random.default_rng(5)
+    before = rng.bit_generator.state
+    same = governor.exact_on_one(eng, params, opt, {}, (np.zeros(2),), 0.1, rng, 2, use=eng.use)
+    assert same is (not rounds)
+    assert np.array_equal(params["w"], np.ones(3)) and opt["step"] == 0 and rng.bit_generator.state == before
+    assert eng.n == 2                                                    # the pools are left on n
+
+
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_exact_on_one_tells_the_truth_about_the_engine_here(engine, tmp_path, keep_threads):
+    """What the check says of a step on 1 and 2 threads is what two runs on 1 and on 2 threads do: the same
+    checkpoint bit for bit, or not."""
+    if engine == "torch":
+        pytest.importorskip("torch")
+    from rnnlab import lm
+    from rnnlab.config import ModelConfig, TrainConfig
+    from rnnlab.engines import make_engine
+    data = word_corpus(tmp_path)
+    mcfg = ModelConfig(cell="lstm", hidden_size=64, num_layers=2, embed_dim=16, dropout=0.2)
+    tcfg = TrainConfig(data=str(data), batch_size=8, seq_len=16, max_steps=6, eval_every=6, lr=0.01,
+                       optimizer="adam", clip_norm=1.0)
+    saved = {}
+    for n in (1, 2):
+        lm.train(mcfg, tcfg, tmp_path / f"t{n}", engine, progress=False, log=lambda *a, **k: None,
+                 engine_options={"device": "cpu", "threads": n, "adapt_threads": "off"})
+        saved[n] = load_file(tmp_path / f"t{n}" / "latest.safetensors")
+    runs_agree = all(np.array_equal(saved[1][k], saved[2][k]) for k in saved[1])
+    snap = snapshot.load(tmp_path / "t1" / "latest.safetensors", "lm")
+    m = snap.mcfg
+    eng = make_engine(engine, m, tcfg, device="cpu", threads=2)
+    params = eng.load_params(snap.params)
+    opt = eng.load_opt_state(snap.opt_state)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, m.vocab_size, (8, 17))
+    batch = {"x": x[:, :-1], "y": x[:, 1:]}
+    assert governor.exact_on_one(eng, params, opt, batch, eng.zero_state(8), 0.01, rng, 2) == runs_agree
+
+
+def test_an_adapting_run_is_bit_reproducible_where_the_check_says_so(tmp_path, monkeypatch, keep_threads):
+    """--adapt-threads auto on the torch engine: the governor is made to switch between 1 and 2 threads every
+    few steps; where the start-up check let it adapt, the model equals a run held on 1 thread, bit for bit."""
+    pytest.importorskip("torch")
+    from rnnlab import lm
+    from rnnlab.config import ModelConfig, TrainConfig
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    for name, value in (("WARM", 1), ("TRIAL", 1), ("HOLD", 0.0), ("COST", 0)):
+        monkeypatch.setattr(governor.Governor, name, value)
+    data = word_corpus(tmp_path)
+    mcfg = ModelConfig(cell="lstm", hidden_size=64, num_layers=2, embed_dim=16, dropout=0.2)
+    tcfg = TrainConfig(data=str(data), batch_size=8, seq_len=16, max_steps=12, eval_every=6, log_every=1,
+                       lr=0.01, optimizer="adam", clip_norm=1.0)
+    lines = []
+    lm.train(mcfg, tcfg, tmp_path / "adapt", "torch", progress=False, log=lambda s, *a, **k: lines.append(s),
+             engine_options={"device": "cpu", "threads": 0, "adapt_threads": "auto"})
+    if "(auto, adapting" not in lines[0]:
+        assert "(auto, held: 1 and 2 threads round differently" in lines[0], lines[0]
+        pytest.skip("torch rounds differently on 1 and 2 threads here: the run held its count")
+    rows = [json.loads(ln) for ln in (tmp_path / "adapt" / "metrics.jsonl").read_text().splitlines()]
+    assert {r["threads"] for r in rows if "lr" in r} == {1, 2}, rows                 # it did switch
+    lm.train(mcfg, tcfg, tmp_path / "one", "torch", progress=False, log=lambda *a, **k: None,
+             engine_options={"device": "cpu", "threads": 1})
+    a, b = (load_file(tmp_path / d / "latest.safetensors") for d in ("adapt", "one"))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)

@@ -270,17 +270,26 @@ def test_auto_picks_the_faster_engine_per_cell_and_job(monkeypatch):
     assert make_engine("auto", lstm, TrainConfig(), device="cpu").name == "torch"
 
 
-def test_resume_hints_name_the_engine_the_run_used(tmp_path):
-    """The way-to-go-on lines (after Ctrl-C, or a spent budget) carry --engine and --precision when the run used
-    other than the CLI's defaults: a plain --resume would go on on the NumPy engine."""
-    from rnnlab.loop import resume_flags
-    assert resume_flags("numpy", {"precision": None}) == ""
-    assert resume_flags("auto", {}) == " --engine auto"
-    assert resume_flags("torch", {"precision": "bf16", "device": "cpu"}) == " --engine torch --precision bf16"
+def test_a_resume_goes_on_with_the_engine_and_precision_the_run_last_ran_with(tmp_path):
+    """Without --engine, a resumed run takes the --engine and --precision it last ran with (from its checkpoint),
+    so the way-to-go-on line is a plain --resume; a new run's default stays numpy; flags given win."""
+    from rnnlab.engines.torch.device import cpu_bf16
+    precision = "bf16" if cpu_bf16() else "fp32"
     tcfg = TrainConfig(data=str(corpus(tmp_path)), batch_size=2, seq_len=8, max_steps=3, eval_every=3)
-    opts = {"device": "cpu", "precision": "fp32"}
-    train(ModelConfig(cell="gru", hidden_size=8), tcfg, tmp_path / "run", "torch", progress=False, log=quiet,
-          engine_options=opts)
+    train(ModelConfig(cell="lstm", hidden_size=8), tcfg, tmp_path / "run", "torch", progress=False, log=quiet,
+          engine_options={"device": "cpu", "precision": precision})
+
+    def go_on(engine, **kw):
+        lines = []
+        train(None, None, tmp_path / "run", engine, resume=True, progress=False, log=lines.append, **kw)
+        return lines
+    first = go_on(None, overrides={"max_steps": 4}, engine_options={"device": "cpu"})[0]
+    assert first.startswith(f"rnnlab train: engine torch (cpu{', bf16 autocast' if precision == 'bf16' else ''}, "
+                            f"float32)"), first
+    last = go_on(None, engine_options={"device": "cpu"})[-1]             # the budget is spent: how to go on
+    assert f"to go on: rnnlab train --resume {tmp_path / 'run'} --max-steps N" in last, last
+    assert go_on("numpy", overrides={"max_steps": 5})[0].startswith("rnnlab train: engine numpy (cpu, float32)")
+    assert go_on(None, overrides={"max_steps": 6})[0].startswith("rnnlab train: engine numpy (cpu, float32)")
     lines = []
-    train(None, None, tmp_path / "run", "torch", resume=True, progress=False, log=lines.append, engine_options=opts)
-    assert f"to go on: rnnlab train --engine torch --precision fp32 --resume {tmp_path / 'run'}" in lines[-1], lines
+    train(ModelConfig(cell="lstm", hidden_size=8), tcfg, tmp_path / "new", None, progress=False, log=lines.append)
+    assert lines[0].startswith("rnnlab train: engine numpy (cpu, float32)"), lines[0]

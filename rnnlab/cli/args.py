@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -95,20 +96,37 @@ def add_config_flags(p, cls, skip=(), defaults=None, helps=None, title="defaults
 def configs(args, base=None):
     """(ModelConfig, TrainConfig) from `base` values (a preset's, or a task's defaults) overridden by every flag
     given explicitly."""
-    values = dict(PRESETS.get(getattr(args, "preset", None) or "", {}) if base is None else base)
-    values.update({k: v for k, v in vars(args).items() if v is not None})
+    preset = getattr(args, "preset", None) if base is None else None
+    values = dict(PRESETS.get(preset or "", {}) if base is None else base)
+    given = {k: v for k, v in vars(args).items() if v is not None}
+    values.update(given)
     pick = lambda cls: {f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values}  # noqa: E731
-    return ModelConfig(**pick(ModelConfig)), TrainConfig(**pick(TrainConfig))
+    try:
+        return ModelConfig(**pick(ModelConfig)), TrainConfig(**pick(TrainConfig))
+    except UserError as e:
+        raise UserError(preset_note(str(e), preset, given)) from None
+
+
+def preset_note(message: str, preset: str | None, given: dict) -> str:
+    """`message` (a config error) with the values --preset set for the flags it names, where the command line did
+    not give them: "--schedule-by time ... needs --max-time > 0 (--preset shakespeare sets --schedule-by time, ...)"."""
+    if not preset:
+        return message
+    named = dict.fromkeys(f[2:].replace("-", "_") for f in re.findall(r"--[a-z][a-z0-9-]*", message))
+    by_preset = [f"--{k.replace('_', '-')} {PRESETS[preset][k]}" for k in named
+                 if k in PRESETS[preset] and k not in given]
+    return f"{message} (--preset {preset} sets {', '.join(by_preset)})" if by_preset else message
 
 
 def add_engine(p, train=False):
     """--engine, --device, --precision, --threads (and, for training, --ddp-timeout)."""
-    p.add_argument("--engine", default="numpy", choices=("numpy", "torch", "auto"),
+    p.add_argument("--engine", default=None if train else "numpy", choices=("numpy", "torch", "auto"),
                    help="numpy (exact, readable), torch (fast LSTMs, GPUs, torchrun; pip install "
                         "'rnnlab[torch]'), or auto: the faster one for this cell and job here (on a CPU: torch to "
                         f"train {', '.join(n for n in NAMES if CELLS[n].cpu_train == 'torch')}, numpy for "
                         f"{', '.join(n for n in NAMES if CELLS[n].cpu_train != 'torch')} and sampling; torch "
-                        "trains in bf16 on a CPU with AMX or AVX512-BF16 unless --precision fp32) (default: numpy)")
+                        "trains in bf16 on a CPU with AMX or AVX512-BF16 unless --precision fp32) (default: numpy"
+                        + ("; with --resume, the --engine and --precision the run last ran with)" if train else ")"))
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                    help="torch engine: where to compute; auto = cuda, else mps, else cpu (default: auto)")
     p.add_argument("--precision", default=None, choices=("fp32", "bf16"),
@@ -120,10 +138,13 @@ def add_engine(p, train=False):
                         "(affinity, cgroup quota, OMP_NUM_THREADS), 1 where a time step's matrices are too small to "
                         "share, as in sampling one sequence (default: 0)")
     if train:
-        p.add_argument("--adapt-threads", action="store_true",
-                       help="with --threads 0: time 1 thread against all as training goes and keep the faster (a "
-                            "run beside other work keeps its speed instead of collapsing); thread counts change "
-                            "float rounding, so such a run is not bit-reproducible (off by default)")
+        p.add_argument("--adapt-threads", nargs="?", const="on", default="auto", choices=("auto", "on", "off"),
+                       help="with --threads 0: time 1 thread against all as training goes and keep the faster, so "
+                            "a run beside other work keeps its speed instead of collapsing. auto: only where a "
+                            "step gives the same bits on 1 thread as on all (checked at the start; then the run "
+                            "stays bit-reproducible): torch on a CPU here, not NumPy's float32 BLAS; on (the flag "
+                            "alone): always, at the cost of bit-reproducibility where the rounding differs; off: "
+                            "never (default: auto)")
         p.add_argument("--ddp-timeout", type=number(float), default=None, metavar="SECONDS",
                        help="under torchrun: stop with an error when another process is gone or silent this long "
                             "(default: 60 with gloo on CPUs, 600 with nccl on GPUs)")
@@ -133,8 +154,8 @@ def engine_options(args) -> dict:
     """make_engine's options from the flags add_engine added: the torch engine's, and --threads."""
     options = {"device": args.device, "precision": args.precision, "threads": args.threads,
                "ddp_timeout": getattr(args, "ddp_timeout", None)}
-    if getattr(args, "adapt_threads", False):                       # training only: the loop's governor
-        options["adapt_threads"] = True
+    if hasattr(args, "adapt_threads"):                              # training only: the loop's governor
+        options["adapt_threads"] = args.adapt_threads
     return options
 
 

@@ -47,8 +47,8 @@ def add_subcommands(sub) -> None:
     b.add_argument("--rounds", type=number(int), default=None, help="rounds (default: 3, quick 1)")
     b.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of tables: {', '.join(SECTIONS)} "
                    f"(the default), {', '.join(EXTRA)}")
-    b.add_argument("--adapt-threads", action="store_true", help="contention: every rnnlab train it starts adapts "
-                   "its threads as it goes (rnnlab train --adapt-threads)")
+    b.add_argument("--adapt-threads", nargs="?", const="on", default="auto", choices=("auto", "on", "off"),
+                   help="contention: the --adapt-threads of every rnnlab train it starts (default: auto)")
     b.add_argument("--threads", type=number(int), default=0, metavar="N",
                    help="contention: the --threads of every rnnlab run it starts (default: 0 = auto)")
     b.add_argument("--steps", type=number(int), default=None, help="bf16: training steps before the validation "
@@ -176,12 +176,12 @@ def _cpu_bf16() -> str:
     return cpu_bf16()
 
 
-def contention_table(engines, data, quick, threads, adapt=False):
+def contention_table(engines, data, quick, threads, adapt="auto"):
     H, seconds, sampling = (64, 3.0, 1.0) if quick else (256, 20.0, 10.0)
-    model = ["--hidden-size", H] + (["--data", data] if data else []) + (["--adapt-threads"] if adapt else [])
+    model = ["--hidden-size", H] + (["--data", data] if data else []) + ["--adapt-threads", adapt]
     print(f"\n## Contention: chars/s alone and beside other work (rnnlab train: lstm H={H} N=32 T=64, --max-time "
           f"{seconds:g} each; rnnlab sample: {sampling:g} s of streaming; --threads {threads or 'auto'}"
-          f"{', --adapt-threads' if adapt else ''})\n")
+          f", --adapt-threads {adapt})\n")
     print("| command | engine | beside | alone chars/s | chars/s beside (each) | ratio to alone (each) |")
     print("|---|---|---|---:|---:|---:|")
 
