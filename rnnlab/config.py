@@ -76,6 +76,7 @@ class TrainConfig:
     beta1: float = 0.9           # adam
     beta2: float = 0.999         # adam; rmsprop uses beta2 as its alpha
     eps: float = 1e-8
+    weight_decay: float = 0.0    # decoupled (AdamW's): p *= 1 - lr * weight_decay before each update; 0 = off
     clip_value: float = 0.0      # elementwise clip to [-v, v]; 0 = off (the paper: 5)
     clip_norm: float = 5.0       # global-norm clip; 0 = off
     schedule: str = "constant"
@@ -104,6 +105,9 @@ class TrainConfig:
         _check(0.0 <= self.momentum < 1.0, f"--momentum must be in [0, 1), got {self.momentum}")
         _check(0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0, "--beta1/--beta2 must be in [0, 1)")
         _check(self.eps > 0, f"--eps must be > 0, got {self.eps}")
+        _check(0.0 <= self.weight_decay < 1.0 / self.lr,
+               f"--weight-decay must be >= 0 and below 1 / --lr ({1.0 / self.lr:g}), got {self.weight_decay}: "
+               f"each update multiplies the weights by 1 - lr * weight_decay")
         _check(self.dtype != "float32" or self.eps >= FLOAT32_TINY,
                f"--eps {self.eps:g} is below float32's smallest normal number ({FLOAT32_TINY:.3g}): it would round "
                f"to 0 and 0/0 makes NaN; use --eps >= {FLOAT32_TINY:.3g}, or --dtype float64")

@@ -22,6 +22,8 @@ def _problem(seed=0):
     ("sgd", dict(momentum=0.9), "SGD", dict(momentum=0.9)),
     ("rmsprop", dict(beta2=0.95, eps=1e-8), "RMSprop", dict(alpha=0.95, eps=1e-8)),
     ("adam", dict(beta1=0.8, beta2=0.99, eps=1e-8), "Adam", dict(betas=(0.8, 0.99), eps=1e-8)),
+    ("adam", dict(beta1=0.8, beta2=0.99, eps=1e-8, weight_decay=0.3), "AdamW",
+     dict(betas=(0.8, 0.99), eps=1e-8, weight_decay=0.3)),
 ])
 def test_matches_torch_optim(name, kw, torch_cls, torch_kw):
     torch = pytest.importorskip("torch")
@@ -38,6 +40,29 @@ def test_matches_torch_optim(name, kw, torch_cls, torch_kw):
     for k in params:
         np.testing.assert_allclose(params[k], tparams[k].detach().numpy(), rtol=1e-12, atol=1e-14)
     assert int(state["step"]) == len(grads)
+
+
+def test_weight_decay_is_decoupled_for_every_optimiser():
+    """p *= 1 - lr * wd, then the rule's own update from the unchanged gradient (AdamW's order; Adam's case is
+    checked against torch.optim.AdamW above): SGD and the paper's Adagrad by hand, and 0 changes nothing."""
+    for name in ("sgd", "adagrad"):
+        params, grads = _problem(2)
+        cfg = TrainConfig(optimizer=name, lr=0.1, weight_decay=0.2)
+        state = optim.init_state(params, cfg)
+        ref = {k: v.copy() for k, v in params.items()}
+        mem = {k: np.zeros_like(v) for k, v in params.items()}
+        for g in grads:
+            optim.update_(params, {k: v.copy() for k, v in g.items()}, state, cfg, 0.1)
+            for k in ref:
+                ref[k] *= 1.0 - 0.1 * 0.2
+                mem[k] += g[k] * g[k]
+                ref[k] -= 0.1 * g[k] / (np.sqrt(mem[k] + cfg.eps) if name == "adagrad" else 1.0)
+        for k in params:
+            np.testing.assert_allclose(params[k], ref[k], rtol=1e-14, atol=1e-15)
+    with pytest.raises(UserError, match="--weight-decay"):
+        TrainConfig(lr=0.1, weight_decay=10.0)
+    with pytest.raises(UserError, match="--weight-decay"):
+        TrainConfig(weight_decay=-0.1)
 
 
 def test_adagrad_is_the_papers():

@@ -109,10 +109,13 @@ def test_twenty_sgd_steps_give_the_same_losses(cell):
 
 
 @pytest.mark.parametrize("opt, extra", [("adam", {}), ("adagrad", {"clip_value": 5.0, "clip_norm": 0.0}),
-                                         ("rmsprop", {}), ("sgd", {"momentum": 0.9, "clip_value": 0.05})])
+                                         ("rmsprop", {}), ("sgd", {"momentum": 0.9, "clip_value": 0.05}),
+                                         ("adam", {"weight_decay": 0.5}), ("adagrad", {"weight_decay": 0.5}),
+                                         ("sgd", {"weight_decay": 0.5})])
 def test_every_optimiser_and_clipping_matches_numpy(opt, extra):
-    """Adam, RMSprop and SGD+momentum through torch.optim, the paper's Adagrad written by hand, both clippings:
-    the same losses, parameters and optimiser state (the checkpoint's opt.* tensors) after 8 steps."""
+    """Adam, RMSprop and SGD+momentum through torch.optim, the paper's Adagrad written by hand, both clippings,
+    decoupled weight decay: the same losses, parameters and optimiser state (the checkpoint's opt.* tensors) after
+    8 steps."""
     mcfg = ModelConfig(cell="lstm", vocab_size=8, hidden_size=10, num_layers=2)
     tcfg = TrainConfig(batch_size=4, seq_len=6, optimizer=opt, lr=0.05, dtype="float64", **extra)
     ne, te = engines(mcfg, tcfg)

@@ -30,6 +30,8 @@ HELP = {
     "seq_len": "unrolled time steps per batch (T)", "optimizer": "sgd, adagrad (the paper), rmsprop or adam",
     "lr": "learning rate", "momentum": "SGD momentum", "beta1": "Adam beta1",
     "beta2": "Adam beta2 (RMSprop: smoothing constant alpha)", "eps": "optimiser epsilon",
+    "weight_decay": "decoupled weight decay (AdamW's, any optimiser): every weight shrinks by lr * weight_decay "
+                    "of itself before each update; 0 = off",
     "clip_value": "clip each gradient entry to [-v, v], 0 = off (the paper: 5)",
     "clip_norm": "clip the global gradient norm, 0 = off", "schedule": "learning-rate schedule: constant, step, cosine",
     "warmup_steps": "linear warmup steps", "step_size": "schedule=step: decay every N steps",

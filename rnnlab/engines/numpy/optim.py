@@ -2,8 +2,11 @@
 
 Parameters, gradients and optimiser state are plain dicts name -> array, so checkpoints are the same for every
 engine. Slot names are "<param>.<slot>", plus "step" (a 0-d int64 array: how many updates have been applied).
-Update rules follow torch.optim with its defaults (dampening 0, no Nesterov, no weight decay), except Adagrad,
-which follows the paper and Duchi et al.: the epsilon sits inside the square root, p -= lr * g / sqrt(G + eps).
+Update rules follow torch.optim with its defaults (dampening 0, no Nesterov), except Adagrad, which follows the
+paper and Duchi et al.: the epsilon sits inside the square root, p -= lr * g / sqrt(G + eps). Weight decay
+(--weight-decay, lambda) is decoupled from the gradient, as in AdamW (Loshchilov & Hutter 2019, "Decoupled Weight
+Decay Regularization"), for every optimiser: p *= 1 - lr * lambda before the rule's update, so Adam with it is
+torch.optim.AdamW term for term (not torch's coupled `weight_decay`, which adds lambda * p to the gradient).
 """
 from __future__ import annotations
 
@@ -54,6 +57,8 @@ def update_(params: dict, grads: dict, state: dict, cfg, lr: float) -> None:
     opt = cfg.optimizer
     for name, p in params.items():
         g = grads[name]
+        if cfg.weight_decay:
+            p *= 1.0 - lr * cfg.weight_decay             # decoupled weight decay (AdamW), before the update
         if opt == "sgd":
             if cfg.momentum:
                 buf = state[f"{name}.momentum_buffer"]

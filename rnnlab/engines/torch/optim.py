@@ -5,6 +5,8 @@ Where torch.optim is used and where not:
                        centred, no AMSGrad). Their update rules are the NumPy engine's term for term (that file says
                        so; the NumPy rules were written after torch's); only the rounding order differs (Adam's
                        exp_avg uses lerp_), about 1e-16 relative per step.
+  weight decay         written here, decoupled (AdamW's) for every optimiser: p *= 1 - lr * weight_decay before
+                       the update, as the NumPy engine does; with Adam that is torch.optim.AdamW.
   adagrad              written here. torch.optim.Adagrad divides by sqrt(G) + eps; the paper (and our NumPy engine)
                        by sqrt(G + eps), which is what keeps the first steps of the paper's recipe bounded:
                            G += g * g        p -= lr * g / sqrt(G + eps)
@@ -90,6 +92,9 @@ def update_(params: dict, opt_state: OptState, cfg, lr: float) -> None:
     """One optimiser step on params (their .grad) and opt_state, in place."""
     o = bind(params, opt_state, cfg)
     opt_state["step"] += 1
+    if cfg.weight_decay:
+        with torch.no_grad():
+            torch._foreach_mul_(list(params.values()), 1.0 - lr * cfg.weight_decay)   # decoupled, before the update
     if o is not None:
         for group in o.param_groups:
             group["lr"] = lr
