@@ -23,9 +23,9 @@ A trial costs a few steps on the slower count: at most ~2% of an idle run's spee
     (2, 30.0)
 
 Switching is free for reproducibility only where the arithmetic does not depend on the thread count: a BLAS may
-split a product differently on 1 and on n threads and round differently (OpenBLAS's float32 GEMMs do, measured:
-NumPy engine, 3.8e-6 apart after 30 steps), where torch's CPU kernels gave the same bits on 1 and 2 threads for
-every model tried. So by default (--adapt-threads auto) a run first checks its own case, `exact_on_one`, and
+split a product differently on 1 and on n threads and round differently (OpenBLAS's float32 GEMMs do with its
+Haswell kernels, OPENBLAS_CORETYPE=Haswell, measured: NumPy engine, 3.8e-6 apart after 30 steps; with its AVX-512
+kernels they did not), where torch's CPU kernels gave the same bits on 1 and 2 threads for every model tried. So by default (--adapt-threads auto) a run first checks its own case, `exact_on_one`, and
 adapts only when a step is the same bit for bit on both counts; --adapt-threads on adapts anyway, off never.
 """
 from __future__ import annotations

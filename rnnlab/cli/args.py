@@ -144,7 +144,7 @@ def add_engine(p, train=False):
                        help="with --threads 0: time 1 thread against all as training goes and keep the faster, so "
                             "a run beside other work keeps its speed instead of collapsing. auto: only where a "
                             "step gives the same bits on 1 thread as on all (checked at the start; then the run "
-                            "stays bit-reproducible): torch on a CPU here, not NumPy's float32 BLAS; on (the flag "
+                            "stays bit-reproducible); on (the flag "
                             "alone): always, at the cost of bit-reproducibility where the rounding differs; off: "
                             "never (default: auto)")
         p.add_argument("--ddp-timeout", type=number(float), default=None, metavar="SECONDS",
