@@ -42,21 +42,30 @@ def test_matches_torch_optim(name, kw, torch_cls, torch_kw):
     assert int(state["step"]) == len(grads)
 
 
+def _by_hand(name: str, weight_decay: float, seed: int):
+    """(params after optim.update_ over _problem's gradients, the same written out: p *= 1 - lr * wd, then SGD's
+    p -= lr * g, or the paper's Adagrad mem += g*g; p -= lr * g / sqrt(mem + 1e-8), as min-char-rnn writes it)."""
+    lr = 0.1
+    params, grads = _problem(seed)
+    cfg = TrainConfig(optimizer=name, lr=lr, eps=1e-8, weight_decay=weight_decay)
+    state = optim.init_state(params, cfg)
+    ref = {k: v.copy() for k, v in params.items()}
+    mem = {k: np.zeros_like(v) for k, v in params.items()}
+    for g in grads:
+        optim.update_(params, {k: v.copy() for k, v in g.items()}, state, cfg, lr)
+        for k in ref:
+            if weight_decay:
+                ref[k] *= 1.0 - lr * weight_decay
+            mem[k] += g[k] * g[k]
+            ref[k] += -lr * g[k] / (np.sqrt(mem[k] + 1e-8) if name == "adagrad" else 1.0)
+    return params, ref
+
+
 def test_weight_decay_is_decoupled_for_every_optimiser():
     """p *= 1 - lr * wd, then the rule's own update from the unchanged gradient (AdamW's order; Adam's case is
-    checked against torch.optim.AdamW above): SGD and the paper's Adagrad by hand, and 0 changes nothing."""
+    checked against torch.optim.AdamW above): SGD and the paper's Adagrad by hand."""
     for name in ("sgd", "adagrad"):
-        params, grads = _problem(2)
-        cfg = TrainConfig(optimizer=name, lr=0.1, weight_decay=0.2)
-        state = optim.init_state(params, cfg)
-        ref = {k: v.copy() for k, v in params.items()}
-        mem = {k: np.zeros_like(v) for k, v in params.items()}
-        for g in grads:
-            optim.update_(params, {k: v.copy() for k, v in g.items()}, state, cfg, 0.1)
-            for k in ref:
-                ref[k] *= 1.0 - 0.1 * 0.2
-                mem[k] += g[k] * g[k]
-                ref[k] -= 0.1 * g[k] / (np.sqrt(mem[k] + cfg.eps) if name == "adagrad" else 1.0)
+        params, ref = _by_hand(name, 0.2, 2)
         for k in params:
             np.testing.assert_allclose(params[k], ref[k], rtol=1e-14, atol=1e-15)
     with pytest.raises(UserError, match="--weight-decay"):
@@ -66,17 +75,8 @@ def test_weight_decay_is_decoupled_for_every_optimiser():
 
 
 def test_adagrad_is_the_papers():
-    """mem += g*g; p -= lr * g / sqrt(mem + 1e-8), exactly as min-char-rnn writes it."""
-    params, grads = _problem(1)
-    cfg = TrainConfig(optimizer="adagrad", lr=0.1, eps=1e-8)
-    state = optim.init_state(params, cfg)
-    ref = {k: v.copy() for k, v in params.items()}
-    mem = {k: np.zeros_like(v) for k, v in params.items()}
-    for g in grads:
-        optim.update_(params, {k: v.copy() for k, v in g.items()}, state, cfg, 0.1)
-        for k in ref:
-            mem[k] += g[k] * g[k]
-            ref[k] += -0.1 * g[k] / np.sqrt(mem[k] + 1e-8)
+    """mem += g*g; p -= lr * g / sqrt(mem + 1e-8), exactly as min-char-rnn writes it (bit for bit)."""
+    params, ref = _by_hand("adagrad", 0.0, 1)
     for k in params:
         np.testing.assert_array_equal(params[k], ref[k])
 
