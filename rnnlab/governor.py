@@ -25,8 +25,10 @@ A trial costs a few steps on the slower count: at most ~2% of an idle run's spee
 Switching is free for reproducibility only where the arithmetic does not depend on the thread count: a BLAS may
 split a product differently on 1 and on n threads and round differently (OpenBLAS's float32 GEMMs do with its
 Haswell kernels, OPENBLAS_CORETYPE=Haswell, measured: NumPy engine, 3.8e-6 apart after 30 steps; with its AVX-512
-kernels they did not), where torch's CPU kernels gave the same bits on 1 and 2 threads for every model tried. So by default (--adapt-threads auto) a run first checks its own case, `exact_on_one`, and
-adapts only when a step is the same bit for bit on both counts; --adapt-threads on adapts anyway, off never.
+kernels they did not), where torch's CPU kernels gave the same bits on 1 and 2 threads for every model tried. So by default (--adapt-threads auto) a run checks its own case before its first trial (`exact`:
+exact_on_one on the run's parameters and batch) and adapts only when a step is the same bit for bit on both counts,
+saying which through `log`; --adapt-threads on adapts anyway, off never. The check runs inside the training loop,
+where Ctrl-C is handled, and only when a switch is about to be tried.
 """
 from __future__ import annotations
 
@@ -44,8 +46,9 @@ class Governor:
     adapt=False (a count the user chose) it only reports n."""
     WARM, TRIAL, SLOW, SLOWER, HOLD, MAX_HOLD, COST = 3, 5, 2, 2.0, 30.0, 600.0, 25
 
-    def __init__(self, n: int, adapt: bool = True, use=pools.use, clock=time.monotonic):
+    def __init__(self, n: int, adapt: bool = True, use=pools.use, clock=time.monotonic, exact=None, log=None):
         self.n, self.adapt, self.use, self.clock = n, adapt, use, clock
+        self.exact, self.log = exact, log   # exact() -> bool, run once before the first trial; log(str) its verdict
         self.threads, self.steps, self.slow, self.hold, self.until = n, 0, 0, self.HOLD, float("inf")
         self.ran_on = n                     # the count the last observed step ran on
         self.trial: dict | None = None      # threads -> step seconds in the running trial
@@ -70,8 +73,19 @@ class Governor:
         if self.trial is not None:
             self._record(seconds)
         elif self.steps == self.WARM or self.clock() >= self.until or self._slowed(seconds):
+            if self.exact is not None and not self._check():
+                return
             self.trial = {1: [], self.n: []}
             self._switch(1)
+
+    def _check(self) -> bool:
+        """Run the exactness check once; adapting stops for good when 1 and n threads round differently."""
+        self.adapt, self.exact = bool(self.exact()), None
+        if self.log is not None:
+            self.log(f"threads: a step gives the same bits on 1 and {self.n}: adapting to the load" if self.adapt
+                     else f"threads: 1 and {self.n} round differently here: held on {self.n} (bit-reproducible; "
+                          f"--adapt-threads on to adapt anyway)")
+        return self.adapt
 
     def _slowed(self, seconds: float) -> bool:
         """SLOW steps in a row over SLOWER x the kept time, on n threads (on 1, more load is no reason to try n)."""

@@ -90,8 +90,9 @@ def train(prepare, mcfg, tcfg, out, engine: str | None = "numpy", resume: bool =
         p.flags = {"engine": engine, "precision": options.get("precision")}
         n = sum(int(np.prod(a.shape)) for a in p.params.values())
         m = setup.mcfg
-        governed, how = _governed(adapt, eng, setup.job, tcfg, p) if options.get("threads") == 0 else (False, "")
-        governor = Governor(threads.current(eng.name), adapt=governed)
+        governed, how, exact = _governed(adapt, eng, setup.job, tcfg, p) if options.get("threads") == 0 else (
+            False, "", None)
+        governor = Governor(threads.current(eng.name), adapt=governed, exact=exact, log=log)
         log(f"rnnlab {command}: engine {eng.name} ({eng.device}, {tcfg.dtype}) on {threads.describe(eng.name)}"
             f"{how} | "
             f"{m.cell} H={m.hidden_size} L={m.num_layers} V={m.vocab_size} ({n:,} params) | {setup.describe} | "
@@ -106,22 +107,23 @@ def train(prepare, mcfg, tcfg, out, engine: str | None = "numpy", resume: bool =
 
 
 def _governed(adapt: str, eng, job: Job, tcfg, p) -> tuple:
-    """(whether the governor may switch thread counts, the first line's note) for --threads 0 (auto).
-    --adapt-threads on: yes; off: no; auto: on a CPU, in one process, where every step has the same shapes (the
-    character model) and a step is the same bit for bit on 1 thread as on all (governor.exact_on_one): adapting
-    then keeps the run reproducible."""
+    """(whether the governor may switch thread counts, the first line's note, the exactness check or None) for
+    --threads 0 (auto). --adapt-threads on: yes; off: no; auto: on a CPU, in one process, where every step has the
+    same shapes (the character model), once a step proves the same bit for bit on 1 thread as on all
+    (governor.exact_on_one, run before the first switch): adapting then keeps the run reproducible."""
     n = threads.current(eng.name)
     if adapt == "off" or eng.world_size > 1:
-        return False, " (auto)"
+        return False, " (auto)", None
     if adapt == "on":
-        return True, " (auto, adapting)"
+        return True, " (auto, adapting)", None
     if n == 1 or not job.passes or eng.device.split(",")[0] != "cpu":
-        return False, " (auto)"
-    state = p.state if p.state is not None else eng.zero_state(tcfg.batch_size)
-    lr = schedule.learning_rate(tcfg, p.step, p.trained)
-    if exact_on_one(eng, p.params, p.opt_state, job.batch(p.step), state, lr, p.rng, n):
-        return True, f" (auto, adapting: the same bits on 1 and {n})"
-    return False, f" (auto, held: 1 and {n} threads round differently)"
+        return False, " (auto)", None
+
+    def exact() -> bool:
+        state = p.state if p.state is not None else eng.zero_state(tcfg.batch_size)
+        lr = schedule.learning_rate(tcfg, p.step, p.trained)
+        return exact_on_one(eng, p.params, p.opt_state, job.batch(p.step), state, lr, p.rng, n)
+    return True, " (auto, adapting if 1 thread gives the same bits)", exact
 
 
 def run_flags(engine: str | None, options: dict, snap) -> tuple:

@@ -162,11 +162,13 @@ def test_threads_flag_and_the_first_lines(tmp_path):
     assert [r["threads"] for r in rows if "loss" in r and "lr" in r] == [n, n]     # a fixed count: reproducible
     proc = rnnlab("train", *common, "--out", tmp_path / "adapt", "--adapt-threads")
     assert " (auto, adapting) | " in proc.stdout.splitlines()[0], proc.stdout
-    proc = rnnlab("train", *common, "--out", tmp_path / "default")      # auto: adapts where it stays exact
-    first = proc.stdout.splitlines()[0]
-    assert (f" (auto, adapting: the same bits on 1 and {n}) | " in first or
-            f" (auto, held: 1 and {n} threads round differently) | " in first
-            if n > 1 else " (auto) | " in first), first
+    proc = rnnlab("train", *common, "--out", tmp_path / "default", "--max-steps", 6)   # auto: adapts if exact
+    lines = proc.stdout.splitlines()
+    assert (" (auto, adapting if 1 thread gives the same bits) | " if n > 1 else " (auto) | ") in lines[0], lines
+    verdicts = [ln for ln in lines if ln.startswith("threads: ")]         # the check, before the first trial
+    assert verdicts in ([f"threads: a step gives the same bits on 1 and {n}: adapting to the load"],
+                        [f"threads: 1 and {n} round differently here: held on {n} (bit-reproducible; "
+                         f"--adapt-threads on to adapt anyway)"]) if n > 1 else verdicts == [], lines
     proc = rnnlab("sample", tmp_path / "auto", "--length", 5, "--threads", 2)
     assert proc.returncode == 0 and proc.stderr.splitlines()[0] == "rnnlab sample: engine numpy (cpu) on 2 threads"
     proc = rnnlab("eval", tmp_path / "auto", "--data", data)
@@ -285,9 +287,10 @@ def test_an_adapting_run_is_bit_reproducible_where_the_check_says_so(tmp_path, m
     lines = []
     lm.train(mcfg, tcfg, tmp_path / "adapt", "torch", progress=False, log=lambda s, *a, **k: lines.append(s),
              engine_options={"device": "cpu", "threads": 0, "adapt_threads": "auto"})
-    if "(auto, adapting" not in lines[0]:
-        assert "(auto, held: 1 and 2 threads round differently" in lines[0], lines[0]
+    assert "(auto, adapting if 1 thread gives the same bits)" in lines[0], lines[0]
+    if any(ln.startswith("threads: 1 and 2 round differently here") for ln in lines):
         pytest.skip("torch rounds differently on 1 and 2 threads here: the run held its count")
+    assert "threads: a step gives the same bits on 1 and 2: adapting to the load" in lines, lines
     rows = [json.loads(ln) for ln in (tmp_path / "adapt" / "metrics.jsonl").read_text().splitlines()]
     assert {r["threads"] for r in rows if "lr" in r} == {1, 2}, rows                 # it did switch
     lm.train(mcfg, tcfg, tmp_path / "one", "torch", progress=False, log=lambda *a, **k: None,
