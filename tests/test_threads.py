@@ -147,6 +147,22 @@ def test_governor_leaves_a_chosen_count_alone():
     assert g.threads == 2 and g.ran_on == 2
 
 
+@pytest.mark.parametrize("exact", [True, False])
+def test_governor_checks_exactness_once_before_its_first_switch(exact):
+    """--adapt-threads auto: the check runs once, when the first trial is due (not before); rounding that differs
+    keeps the run on n threads for good, and the verdict is logged."""
+    g, switches, clock = fake_governor()
+    calls, said = [], []
+    g.exact, g.log = (lambda: calls.append(1) or exact), said.append
+    feed(g, 0.1, g.WARM - 1)
+    assert calls == [] and said == []
+    feed(g, 0.1, 1)                                                       # the first trial is due
+    assert calls == [1] and len(said) == 1 and ("adapting" in said[0]) is exact
+    assert switches == ([1] if exact else []) and g.adapt is exact
+    feed(g, 3.0, 20)                                                      # slow steps: trials only if exact
+    assert calls == [1] and (len(switches) > 1 if exact else switches == [])
+
+
 def test_threads_flag_and_the_first_lines(tmp_path):
     data = word_corpus(tmp_path)
     common = ["--data", data, "--hidden-size", 8, "--batch-size", 4, "--seq-len", 8, "--max-steps", 2,
