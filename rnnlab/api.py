@@ -79,12 +79,15 @@ def load(run_or_checkpoint, engine: str = "auto", which: str = "best", device: s
 
 
 def train(data: str | None = None, out=None, resume: bool = False, init_from=None, preset: str | None = None,
-          engine: str | None = None, device: str = "auto", progress: bool = False, log=None, **config) -> dict:
+          engine: str | None = None, device: str = "auto", precision: str | None = None, progress: bool = False,
+          log=None, **config) -> dict:
     """Train a character model on the text file `data` (None: the embedded corpus) into run directory `out`, as
     `rnnlab train` does; `config` takes any ModelConfig/TrainConfig field (cell, hidden_size, lr, max_steps, ...),
     applied after `preset`. resume=True continues the run in `out` (config: its changes of course); init_from
     fine-tunes a new run from a trained model. engine: numpy, torch or auto; None: numpy for a new run, and for a
-    resumed one the engine (and precision) it last ran with. log(str) receives the progress lines (None: silent).
+    resumed one the engine (and precision) it last ran with; precision: fp32 or bf16 (the torch engine, as
+    --precision). The thread pools are the calling process's own (the command line sizes them, and adapts them, for
+    its own process only). log(str) receives the progress lines (None: silent).
     Returns the run's summary: step, loss, best_val (nats/char), latest (checkpoint path). Raises UserError for bad
     input."""
     if out is None:
@@ -98,7 +101,7 @@ def train(data: str | None = None, out=None, resume: bool = False, init_from=Non
     if resume and init_from is not None:
         raise UserError("resume=True continues a run, init_from starts a new one from a trained model: give one")
     quiet = log or (lambda *a, **k: None)
-    opts = {"device": device}
+    opts = {"device": device, "precision": precision}
     if data is not None:
         config["data"] = str(data)
     if resume:

@@ -119,11 +119,11 @@ class TrainConfig:
         _check(0.0 < self.gamma <= 1.0, f"--gamma must be in (0, 1], got {self.gamma}")
         _check(0.0 <= self.min_lr_frac <= 1.0, f"--min-lr-frac must be in [0, 1], got {self.min_lr_frac}")
         _check(self.schedule_by in SCHEDULE_CLOCKS, f"--schedule-by must be one of {', '.join(SCHEDULE_CLOCKS)}")
+        _check(self.max_time >= 0, f"--max-time must be >= 0 (0 = no limit), got {self.max_time}")
         _check(self.schedule_by == "steps" or (self.schedule == "cosine" and self.max_time > 0),
                "--schedule-by time decays a cosine schedule over the time budget: it needs --schedule cosine "
                "and --max-time > 0")
         _check(self.max_steps >= 1, f"--max-steps must be >= 1, got {self.max_steps}")
-        _check(self.max_time >= 0, f"--max-time must be >= 0 (0 = no limit), got {self.max_time}")
         _check(self.eval_every >= 1, f"--eval-every must be >= 1, got {self.eval_every}")
         _check(self.log_every >= 1, f"--log-every must be >= 1, got {self.log_every}")
         _check(self.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)}")

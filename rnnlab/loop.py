@@ -86,8 +86,10 @@ def train(prepare, mcfg, tcfg, out, engine: str | None = "numpy", resume: bool =
         engine, options = run_flags(engine, dict(engine_options or {}), snap)
         adapt = options.pop("adapt_threads", "auto")
         eng = make_engine(engine, setup.mcfg, tcfg, **options)
+        flags = {"engine": engine, "precision": options.get("precision")}
+        changed = {**changed, **_moved(snap, flags)} if snap else changed
         p = progress_mod.start(eng, setup, tcfg, snap, run, changed)
-        p.flags = {"engine": engine, "precision": options.get("precision")}
+        p.flags = flags
         n = sum(int(np.prod(a.shape)) for a in p.params.values())
         m = setup.mcfg
         governed, how, exact = _governed(adapt, eng, setup.job, tcfg, p) if options.get("threads") == 0 else (
@@ -112,11 +114,11 @@ def _governed(adapt: str, eng, job: Job, tcfg, p) -> tuple:
     same shapes (the character model), once a step proves the same bit for bit on 1 thread as on all
     (governor.exact_on_one, run before the first switch): adapting then keeps the run reproducible."""
     n = threads.current(eng.name)
-    if adapt == "off" or eng.world_size > 1:
+    if adapt == "off" or eng.world_size > 1 or n == 1:
         return False, " (auto)", None
     if adapt == "on":
         return True, " (auto, adapting)", None
-    if n == 1 or not job.passes or eng.device.split(",")[0] != "cpu":
+    if not job.passes or eng.device.split(",")[0] != "cpu":
         return False, " (auto)", None
 
     def exact() -> bool:
@@ -127,19 +129,31 @@ def _governed(adapt: str, eng, job: Job, tcfg, p) -> tuple:
 
 
 def run_flags(engine: str | None, options: dict, snap) -> tuple:
-    """(engine, options) to build the engine with: as given; without --engine (None), a new run's is numpy and a
-    resumed run goes on as it last ran: its --engine (auto is chosen again, for this machine) and, unless
-    --precision is given, its --precision (checkpoints from before this was kept: the engine that ran)."""
-    if engine is not None:
-        return engine, options
+    """(engine, options) to build the engine with. A new run: as given (no --engine: numpy). A resumed run goes on
+    as it last ran: its --engine unless one is given (auto is chosen again, for this machine), and its --precision
+    unless one is given or the engine is now numpy (checkpoints from before this was kept: the engine that ran)."""
     if snap is None:
-        return "numpy", options
-    flags = snap.extra.get("flags")
-    flags = flags if isinstance(flags, dict) else {"engine": snap.extra.get("engine")}
-    engine = flags.get("engine") if flags.get("engine") in ENGINES else "numpy"
-    if not options.get("precision") and isinstance(flags.get("precision"), str):
-        options = {**options, "precision": flags["precision"]}
+        return engine or "numpy", options
+    flags = _last_flags(snap)
+    engine = engine or flags["engine"]
+    if not options.get("precision") and engine != "numpy" and isinstance(flags.get("precision"), str):
+        options = {**options, "precision": flags["precision"]}     # kept on a move to torch/auto too
     return engine, options
+
+
+def _last_flags(snap) -> dict:
+    """The --engine/--precision a checkpoint's run last ran with (older checkpoints: the engine that ran)."""
+    flags = snap.extra.get("flags")
+    flags = dict(flags) if isinstance(flags, dict) else {"engine": snap.extra.get("engine")}
+    flags["engine"] = flags.get("engine") if flags.get("engine") in ENGINES else "numpy"
+    return flags
+
+
+def _moved(snap, flags: dict) -> dict:
+    """{"engine": [old, new], "precision": [...]} where this resume runs otherwise than the run last ran: a change
+    of course like any other (printed, logged, kept in the history)."""
+    last = _last_flags(snap)
+    return {k: [last.get(k), v] for k, v in flags.items() if k in last and last.get(k) != v}
 
 
 def _absolute(changes: dict) -> dict:

@@ -85,9 +85,32 @@ def test_truncated_and_pickle_checkpoints(tmp_path, run_dir):
     (("frobnicate",), "frobnicate"),
     (("train", "--preset", "shakespeare", "--max-time", "0"), "(--preset shakespeare sets --schedule-by time"),
     (("train", "--adapt-threads", "sometimes"), "--adapt-threads"),
+    (("train", "--adapt-threads", "--threads", "2"), "needs --threads 0"),
+    (("train", "--preset", "shakespeare-quick", "--max-time", "-1"), "--max-time must be >= 0"),
 ])
 def test_nonsense_flags(args, needle):
     assert_user_error(rnnlab(*args), needle)
+
+
+def test_training_whose_output_pipe_closes_is_an_error_not_a_success(tmp_path):
+    """`rnnlab train ... | head -1`: the reader exits, the next line fails; that must not end as exit 0."""
+    import os
+    import subprocess
+    import sys
+    from helpers import ROOT
+    data = tmp_path / "t.txt"
+    data.write_text("hello world, hello rnn.\n" * 40, encoding="utf-8")
+    argv = ["train", "--data", data, "--out", tmp_path / "run", "--cell", "rnn", "--hidden-size", 8, "--batch-size", 2,
+            "--seq-len", 8, "--max-steps", 200, "--eval-every", 1, "--log-every", 1, "--no-progress"]
+    proc = subprocess.Popen([sys.executable, "-m", "rnnlab", *map(str, argv)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1"))
+    proc.stdout.readline()                       # the first line, then the reader goes away
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait() == 2, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "output pipe closed" in lines[0] and "--resume" in lines[0], err
 
 
 def test_sample_bad_prime_and_numbers(run_dir):

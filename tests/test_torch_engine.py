@@ -291,7 +291,11 @@ def test_a_resume_goes_on_with_the_engine_and_precision_the_run_last_ran_with(tm
                             f"float32)"), first
     last = go_on(None, engine_options={"device": "cpu"})[-1]             # the budget is spent: how to go on
     assert f"to go on: rnnlab train --resume {tmp_path / 'run'} --max-steps N" in last, last
-    assert go_on("numpy", overrides={"max_steps": 5})[0].startswith("rnnlab train: engine numpy (cpu, float32)")
+    first = go_on("torch", overrides={"max_steps": 4}, engine_options={"device": "cpu"})[0]   # its precision kept
+    assert ("bf16 autocast" in first) is (precision == "bf16"), first
+    lines = go_on("numpy", overrides={"max_steps": 5})
+    assert lines[0].startswith("rnnlab train: engine numpy (cpu, float32)"), lines
+    assert lines[1].startswith("changed on resume: ") and "engine 'torch' -> 'numpy'" in lines[1], lines
     assert go_on(None, overrides={"max_steps": 6})[0].startswith("rnnlab train: engine numpy (cpu, float32)")
     lines = []
     train(ModelConfig(cell="lstm", hidden_size=8), tcfg, tmp_path / "new", None, progress=False, log=lines.append)

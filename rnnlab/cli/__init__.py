@@ -24,6 +24,7 @@ from ..threads import prepare_env
 prepare_env()       # how idle BLAS/OpenMP threads wait: read once, when NumPy and torch load (rnnlab/threads.py)
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 
 from ..errors import UserError  # noqa: E402
@@ -69,8 +70,13 @@ def main(argv=None) -> int:
         sys.stdout.flush()
         sys.stderr.write(f"error: {e}\n")
         return 2
-    except BrokenPipeError:          # `rnnlab sample ... | head`: the reader left, that is fine
-        return 0
+    except BrokenPipeError:          # `rnnlab sample ... | head`: the reader left, that is fine; not for training
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())    # no second error at exit's flush
+        if not hasattr(args, "resume"):
+            return 0
+        sys.stderr.write("error: training stopped: its output pipe closed (the reader, e.g. `| head`, exited); "
+                         "continue from its last checkpoint with --resume RUN_DIR, or redirect the output to a file\n")
+        return 2
     except Interrupted as e:         # train caught SIGINT/SIGTERM and saved a checkpoint
         return 128 + e.signum
     except KeyboardInterrupt:

@@ -157,6 +157,9 @@ def engine_options(args) -> dict:
     options = {"device": args.device, "precision": args.precision, "threads": args.threads,
                "ddp_timeout": getattr(args, "ddp_timeout", None)}
     if hasattr(args, "adapt_threads"):                              # training only: the loop's governor
+        if args.adapt_threads == "on" and args.threads != 0:
+            raise UserError(f"--adapt-threads switches between 1 thread and the auto count; it needs --threads 0 "
+                            f"(auto), not --threads {args.threads}")
         options["adapt_threads"] = args.adapt_threads
     return options
 
