@@ -28,7 +28,10 @@ Haswell kernels, OPENBLAS_CORETYPE=Haswell, measured: NumPy engine, 3.8e-6 apart
 kernels they did not), where torch's CPU kernels gave the same bits on 1 and 2 threads for every model tried. So by default (--adapt-threads auto) a run checks its own case before its first trial (`exact`:
 exact_on_one on the run's parameters and batch) and adapts only when a step is the same bit for bit on both counts,
 saying which through `log`; --adapt-threads on adapts anyway, off never. The check runs inside the training loop,
-where Ctrl-C is handled, and only when a switch is about to be tried.
+where Ctrl-C is handled, and only when a switch is about to be tried. One exception: when the check's own step on
+n threads took over COLLAPSE x its step on 1 (another job holds a core now: two NumPy runs on OpenBLAS's Haswell
+kernels measured 0.01 of their solo speed each), the run adapts anyway and says that it is no longer
+bit-reproducible.
 """
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ from . import threads as pools
 class Governor:
     """Times training steps and switches this process's pools between `n` threads and 1 (see the module); with
     adapt=False (a count the user chose) it only reports n."""
-    WARM, TRIAL, SLOW, SLOWER, HOLD, MAX_HOLD, COST = 3, 5, 2, 2.0, 30.0, 600.0, 25
+    WARM, TRIAL, SLOW, SLOWER, HOLD, MAX_HOLD, COST, COLLAPSE = 3, 5, 2, 2.0, 30.0, 600.0, 25, 3.0
 
     def __init__(self, n: int, adapt: bool = True, use=pools.use, clock=time.monotonic, exact=None, log=None):
         self.n, self.adapt, self.use, self.clock = n, adapt, use, clock
@@ -79,12 +82,17 @@ class Governor:
             self._switch(1)
 
     def _check(self) -> bool:
-        """Run the exactness check once; adapting stops for good when 1 and n threads round differently."""
-        self.adapt, self.exact = bool(self.exact()), None
+        """Run the exactness check once: adapt when 1 and n threads give the same bits, or when n collapsed
+        (slower) now; otherwise hold n for good."""
+        (same, slower), self.exact = self.exact(), None
+        self.adapt = same or slower > self.COLLAPSE
+        n = self.n
         if self.log is not None:
-            self.log(f"threads: a step gives the same bits on 1 and {self.n}: adapting to the load" if self.adapt
-                     else f"threads: 1 and {self.n} round differently here: held on {self.n} (bit-reproducible; "
-                          f"--adapt-threads on to adapt anyway)")
+            self.log(f"threads: a step gives the same bits on 1 and {n}: adapting to the load" if same else
+                     f"threads: 1 and {n} round differently here, but {n} ran {slower:.0f}x slower than 1 (another "
+                     f"job holds a core): adapting; this run is not bit-reproducible (--adapt-threads off holds)"
+                     if self.adapt else f"threads: 1 and {n} round differently here: held on {n} "
+                     f"(bit-reproducible; --adapt-threads on to adapt anyway)")
         return self.adapt
 
     def _slowed(self, seconds: float) -> bool:
@@ -117,20 +125,24 @@ class Governor:
             self.threads = self.use(n)
 
 
-def exact_on_one(engine, params, opt_state, batch: dict, state, lr: float, rng, n: int, use=pools.use) -> bool:
-    """Whether one training step and one evaluation of `batch` give the same bits on 1 thread as on `n`: the step
+def exact_on_one(engine, params, opt_state, batch: dict, state, lr: float, rng, n: int, use=pools.use) -> tuple:
+    """(whether one training step and one evaluation of `batch` give the same bits on 1 thread as on `n`, the n
+    threads' step seconds / the 1 thread's): the step
     runs on copies of the parameters, the optimiser state and the RNG, so the run itself is untouched; the pools
     are left on n threads. Compares the updated parameters, the step's loss and new state, and the evaluation's
     loss. A check of this run's shapes on this machine (a BLAS splits a product by its shape), not a proof for
     others: costs two steps and two forward passes."""
-    seen = []
+    seen, took = [], []
     for k in (1, n):
         use(k)
         p, o = engine.load_params(engine.export(params)), engine.load_opt_state(engine.export(opt_state))
+        t0 = time.perf_counter()
         m, new = engine.train_step(p, o, batch, state, lr, copy.deepcopy(rng))
+        took.append(time.perf_counter() - t0)
         loss, _ = engine.evaluate(p, batch, state)
         arrays = list(engine.export(p).values()) + list(engine.export_state(new) if new is not None else ())
         seen.append(([np.asarray(a) for a in arrays], m["loss"], loss))
     use(n)
     (a1, *rest1), (an, *restn) = seen
-    return rest1 == restn and all(np.array_equal(x, y) for x, y in zip(a1, an))
+    same = rest1 == restn and all(np.array_equal(x, y) for x, y in zip(a1, an))
+    return same, took[1] / max(took[0], 1e-9)

@@ -121,7 +121,7 @@ def _governed(adapt: str, eng, job: Job, tcfg, p) -> tuple:
     if not job.passes or eng.device.split(",")[0] != "cpu":
         return False, " (auto)", None
 
-    def exact() -> bool:
+    def exact() -> tuple:
         state = p.state if p.state is not None else eng.zero_state(tcfg.batch_size)
         lr = schedule.learning_rate(tcfg, p.step, p.trained)
         return exact_on_one(eng, p.params, p.opt_state, job.batch(p.step), state, lr, p.rng, n)

@@ -147,20 +147,23 @@ def test_governor_leaves_a_chosen_count_alone():
     assert g.threads == 2 and g.ran_on == 2
 
 
-@pytest.mark.parametrize("exact", [True, False])
-def test_governor_checks_exactness_once_before_its_first_switch(exact):
+@pytest.mark.parametrize("exact, slower", [(True, 1.0), (False, 1.0), (False, 20.0)])
+def test_governor_checks_exactness_once_before_its_first_switch(exact, slower):
     """--adapt-threads auto: the check runs once, when the first trial is due (not before); rounding that differs
-    keeps the run on n threads for good, and the verdict is logged."""
+    keeps the run on n threads for good, unless n threads collapsed at the check (then it adapts and says the run
+    is not bit-reproducible); the verdict is logged."""
     g, switches, clock = fake_governor()
     calls, said = [], []
-    g.exact, g.log = (lambda: calls.append(1) or exact), said.append
+    g.exact, g.log = (lambda: calls.append(1) or (exact, slower)), said.append
+    adapts = exact or slower > g.COLLAPSE
     feed(g, 0.1, g.WARM - 1)
     assert calls == [] and said == []
     feed(g, 0.1, 1)                                                       # the first trial is due
-    assert calls == [1] and len(said) == 1 and ("adapting" in said[0]) is exact
-    assert switches == ([1] if exact else []) and g.adapt is exact
-    feed(g, 3.0, 20)                                                      # slow steps: trials only if exact
-    assert calls == [1] and (len(switches) > 1 if exact else switches == [])
+    assert calls == [1] and len(said) == 1 and ("adapting" in said[0]) is adapts
+    assert ("not bit-reproducible" in said[0]) is (adapts and not exact)
+    assert switches == ([1] if adapts else []) and g.adapt is adapts
+    feed(g, 3.0, 20)                                                      # slow steps: trials only if adapting
+    assert calls == [1] and (len(switches) > 1 if adapts else switches == [])
 
 
 def test_threads_flag_and_the_first_lines(tmp_path):
@@ -251,8 +254,8 @@ def test_exact_on_one_compares_a_step_on_copies_and_leaves_the_run_alone(rounds)
     params, opt = {"w": np.ones(3)}, {"step": np.zeros(())}
     rng = np.random.default_rng(5)
     before = rng.bit_generator.state
-    same = governor.exact_on_one(eng, params, opt, {}, (np.zeros(2),), 0.1, rng, 2, use=eng.use)
-    assert same is (not rounds)
+    same, slower = governor.exact_on_one(eng, params, opt, {}, (np.zeros(2),), 0.1, rng, 2, use=eng.use)
+    assert same is (not rounds) and slower > 0
     assert np.array_equal(params["w"], np.ones(3)) and opt["step"] == 0 and rng.bit_generator.state == before
     assert eng.n == 2                                                    # the pools are left on n
 
@@ -284,7 +287,7 @@ def test_exact_on_one_tells_the_truth_about_the_engine_here(engine, tmp_path, ke
     rng = np.random.default_rng(0)
     x = rng.integers(0, m.vocab_size, (8, 17))
     batch = {"x": x[:, :-1], "y": x[:, 1:]}
-    assert governor.exact_on_one(eng, params, opt, batch, eng.zero_state(8), 0.01, rng, 2) == runs_agree
+    assert governor.exact_on_one(eng, params, opt, batch, eng.zero_state(8), 0.01, rng, 2)[0] == runs_agree
 
 
 def test_an_adapting_run_is_bit_reproducible_where_the_check_says_so(tmp_path, monkeypatch, keep_threads):
