@@ -28,7 +28,7 @@ import numpy as np
 from . import progress as progress_mod
 from . import schedule, snapshot, threads
 from .config import replace, split_changes
-from .engines import ENGINES, make_engine, process_rank
+from .engines import make_engine, process_rank
 from .errors import UserError
 from .governor import Governor, exact_on_one
 from .run import Clock, Interrupted, RunDir, Signals
@@ -83,11 +83,11 @@ def train(prepare, mcfg, tcfg, out, engine: str | None = "numpy", resume: bool =
         else:
             tcfg = replace(tcfg, **_absolute({"data": tcfg.data}))
         setup = _prepare(prepare, mcfg, tcfg, opts, snap, run, command)
-        engine, options = run_flags(engine, dict(engine_options or {}), snap)
+        engine, options = progress_mod.run_flags(engine, dict(engine_options or {}), snap)
         adapt = options.pop("adapt_threads", "auto")
         eng = make_engine(engine, setup.mcfg, tcfg, **options)
         flags = {"engine": engine, "precision": options.get("precision")}
-        changed = {**changed, **_moved(snap, flags)} if snap else changed
+        changed = {**changed, **progress_mod.moved(snap, flags)} if snap else changed
         p = progress_mod.start(eng, setup, tcfg, snap, run, changed)
         p.flags = flags
         n = sum(int(np.prod(a.shape)) for a in p.params.values())
@@ -126,34 +126,6 @@ def _governed(adapt: str, eng, job: Job, tcfg, p) -> tuple:
         lr = schedule.learning_rate(tcfg, p.step, p.trained)
         return exact_on_one(eng, p.params, p.opt_state, job.batch(p.step), state, lr, p.rng, n)
     return True, " (auto, adapting if 1 thread gives the same bits)", exact
-
-
-def run_flags(engine: str | None, options: dict, snap) -> tuple:
-    """(engine, options) to build the engine with. A new run: as given (no --engine: numpy). A resumed run goes on
-    as it last ran: its --engine unless one is given (auto is chosen again, for this machine), and its --precision
-    unless one is given or the engine is now numpy (checkpoints from before this was kept: the engine that ran)."""
-    if snap is None:
-        return engine or "numpy", options
-    flags = _last_flags(snap)
-    engine = engine or flags["engine"]
-    if not options.get("precision") and engine != "numpy" and isinstance(flags.get("precision"), str):
-        options = {**options, "precision": flags["precision"]}     # kept on a move to torch/auto too
-    return engine, options
-
-
-def _last_flags(snap) -> dict:
-    """The --engine/--precision a checkpoint's run last ran with (older checkpoints: the engine that ran)."""
-    flags = snap.extra.get("flags")
-    flags = dict(flags) if isinstance(flags, dict) else {"engine": snap.extra.get("engine")}
-    flags["engine"] = flags.get("engine") if flags.get("engine") in ENGINES else "numpy"
-    return flags
-
-
-def _moved(snap, flags: dict) -> dict:
-    """{"engine": [old, new], "precision": [...]} where this resume runs otherwise than the run last ran: a change
-    of course like any other (printed, logged, kept in the history)."""
-    last = _last_flags(snap)
-    return {k: [last.get(k), v] for k, v in flags.items() if k in last and last.get(k) != v}
 
 
 def _absolute(changes: dict) -> dict:

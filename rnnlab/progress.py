@@ -8,6 +8,8 @@ outside config.FIXED_ON_RESUME may change. What follows from a change:
     anything else                                     nothing: the next step simply uses the new value
 Each change is a row {"step", "changed": {field: [old, new]}} in metrics.jsonl and an entry in the checkpoint's
 "history", so a run says how it was steered. With no change a resume is the uninterrupted run, bit for bit.
+The engine and precision a run last ran with are kept too (`flags`): a resume goes on with them unless told
+otherwise (run_flags), and a move is a change of course like the others (moved).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import snapshot
+from .engines import ENGINES
 from .engines.numpy import optim
 from .errors import UserError
 
@@ -92,3 +95,31 @@ def write(path, engine, setup, tcfg, p: Progress, metrics: dict) -> None:
     snapshot.save(path, snapshot.Snapshot(setup.mcfg, tcfg, setup.vocab, engine.export(p.params),
                                           engine.export(p.opt_state), state, p.step, best_val,
                                           p.rng.bit_generator.state, extra), engine.state_names)
+
+
+def run_flags(engine: str | None, options: dict, snap) -> tuple:
+    """(engine, options) to build the engine with. A new run: as given (no --engine: numpy). A resumed run goes on
+    as it last ran: its --engine unless one is given (auto is chosen again, for this machine), and its --precision
+    unless one is given or the engine is now numpy (checkpoints from before this was kept: the engine that ran)."""
+    if snap is None:
+        return engine or "numpy", options
+    flags = last_flags(snap)
+    engine = engine or flags["engine"]
+    if not options.get("precision") and engine != "numpy" and isinstance(flags.get("precision"), str):
+        options = {**options, "precision": flags["precision"]}     # kept on a move to torch/auto too
+    return engine, options
+
+
+def last_flags(snap) -> dict:
+    """The --engine/--precision a checkpoint's run last ran with (older checkpoints: the engine that ran)."""
+    flags = snap.extra.get("flags")
+    flags = dict(flags) if isinstance(flags, dict) else {"engine": snap.extra.get("engine")}
+    flags["engine"] = flags.get("engine") if flags.get("engine") in ENGINES else "numpy"
+    return flags
+
+
+def moved(snap, flags: dict) -> dict:
+    """{"engine": [old, new], "precision": [...]} where this resume runs otherwise than the run last ran: a change
+    of course like any other (printed, logged, kept in the history)."""
+    last = last_flags(snap)
+    return {k: [last.get(k), v] for k, v in flags.items() if k in last and last.get(k) != v}
