@@ -142,11 +142,11 @@ def add_engine(p, train=False):
     if train:
         p.add_argument("--adapt-threads", nargs="?", const="on", default="auto", choices=("auto", "on", "off"),
                        help="with --threads 0: time 1 thread against all as training goes and keep the faster, so "
-                            "a run beside other work keeps its speed instead of collapsing. auto: only where a "
-                            "step gives the same bits on 1 thread as on all (checked at the start; then the run "
-                            "stays bit-reproducible); on (the flag "
-                            "alone): always, at the cost of bit-reproducibility where the rounding differs; off: "
-                            "never (default: auto)")
+                            "a run beside other work keeps its speed instead of collapsing. auto: where a step "
+                            "gives the same bits on 1 thread as on all (checked before the first switch; the run "
+                            "stays bit-reproducible), or where all threads ran over 3x slower than 1 at that check "
+                            "(said in a line); on (the flag alone): always, at the cost of bit-reproducibility where "
+                            "the rounding differs; off: never (default: auto)")
         p.add_argument("--ddp-timeout", type=number(float), default=None, metavar="SECONDS",
                        help="under torchrun: stop with an error when another process is gone or silent this long "
                             "(default: 60 with gloo on CPUs, 600 with nccl on GPUs)")
