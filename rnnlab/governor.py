@@ -25,9 +25,10 @@ A trial costs a few steps on the slower count: at most ~2% of an idle run's spee
 Switching is free for reproducibility only where the arithmetic does not depend on the thread count: a BLAS may
 split a product differently on 1 and on n threads and round differently (OpenBLAS's float32 GEMMs do with its
 Haswell kernels, OPENBLAS_CORETYPE=Haswell, measured: NumPy engine, 3.8e-6 apart after 30 steps; with its AVX-512
-kernels they did not), where torch's CPU kernels gave the same bits on 1 and 2 threads for every model tried. So by default (--adapt-threads auto) a run checks its own case before its first trial (`exact`:
-exact_on_one on the run's parameters and batch) and adapts only when a step is the same bit for bit on both counts,
-saying which through `log`; --adapt-threads on adapts anyway, off never. The check runs inside the training loop,
+kernels they did not), where torch's CPU kernels gave the same bits on 1 and 2 threads for every model tried. So
+by default (--adapt-threads auto) a run checks its own case before its first trial (`exact`: exact_on_one on the
+run's parameters and batch) and adapts only when a step is the same bit for bit on both counts, saying which
+through `log`; --adapt-threads on adapts anyway, off never. The check runs inside the training loop,
 where Ctrl-C is handled, and only when a switch is about to be tried. One exception: when the check's own step on
 n threads took over COLLAPSE x its step on 1 (another job holds a core now: two NumPy runs on OpenBLAS's Haswell
 kernels measured 0.01 of their solo speed each), the run adapts anyway and says that it is no longer
@@ -51,7 +52,7 @@ class Governor:
 
     def __init__(self, n: int, adapt: bool = True, use=pools.use, clock=time.monotonic, exact=None, log=None):
         self.n, self.adapt, self.use, self.clock = n, adapt, use, clock
-        self.exact, self.log = exact, log   # exact() -> bool, run once before the first trial; log(str) its verdict
+        self.exact, self.log = exact, log   # exact() -> (same bits?, n/1 step time), once; log(str) its verdict
         self.threads, self.steps, self.slow, self.hold, self.until = n, 0, 0, self.HOLD, float("inf")
         self.ran_on = n                     # the count the last observed step ran on
         self.trial: dict | None = None      # threads -> step seconds in the running trial
@@ -126,10 +127,9 @@ class Governor:
 
 
 def exact_on_one(engine, params, opt_state, batch: dict, state, lr: float, rng, n: int, use=pools.use) -> tuple:
-    """(whether one training step and one evaluation of `batch` give the same bits on 1 thread as on `n`, the n
-    threads' step seconds / the 1 thread's): the step
-    runs on copies of the parameters, the optimiser state and the RNG, so the run itself is untouched; the pools
-    are left on n threads. Compares the updated parameters, the step's loss and new state, and the evaluation's
+    """(whether one training step and one evaluation of `batch` give the same bits on 1 thread as on `n`, the step's
+    seconds on n threads / on 1). The step runs on copies of the parameters, the optimiser state and the RNG, so the
+    run itself is untouched; the pools are left on n threads. Compares the updated parameters, the step's loss and new state, and the evaluation's
     loss. A check of this run's shapes on this machine (a BLAS splits a product by its shape), not a proof for
     others: costs two steps and two forward passes."""
     seen, took = [], []
