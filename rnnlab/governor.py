@@ -130,8 +130,8 @@ def exact_on_one(engine, params, opt_state, batch: dict, state, lr: float, rng, 
     """(whether one training step and one evaluation of `batch` give the same bits on 1 thread as on `n`, the step's
     seconds on n threads / on 1). The step runs on copies of the parameters, the optimiser state and the RNG, so the
     run itself is untouched; the pools are left on n threads. Compares the updated parameters, the step's loss and
-    new state, and the evaluation's loss. A check of this run's shapes on this machine (a BLAS splits a product by its shape), not a proof for
-    others: costs two steps and two forward passes."""
+    new state, and the evaluation's loss. A check of this run's shapes on this machine (a BLAS splits a product by
+    its shape), not a proof for others: costs two steps and two forward passes."""
     seen, took = [], []
     for k in (1, n):
         use(k)
